@@ -1,0 +1,2 @@
+//! ferrostored: the xenstore engine served on a unix socket.
+fn main() {}

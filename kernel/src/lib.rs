@@ -1,0 +1,2 @@
+//! The ferrostore PV kernel.
+#![cfg_attr(not(test), no_std)]

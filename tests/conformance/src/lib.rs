@@ -1,0 +1,1 @@
+//! Wire-level xenstore client used by the conformance, differential and benchmark tools.
