@@ -1,2 +1,32 @@
-//! The ferrostore PV kernel.
+//! The ferrostore PV kernel: a Mini-OS-style no_std unikernel for Xen x86_64 PV guests.
+//!
+//! Modules follow the boot path (see docs/boot-path.md): `arch` (boot assembly, shared_info),
+//! `start_info`, `hypercall`, `console`, `traps`, `events`, `cmdline`, `mm`, `time`, `gnttab`,
+//! `gntmap`, `sched`, then `boot` (the ordered bring-up) and `demo`. Pure logic is compiled and
+//! unit-tested on the host; everything touching Xen is `#[cfg(target_os = "none")]`.
 #![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod cmdline;
+pub mod console;
+pub mod events;
+pub mod gnttab;
+pub mod hypercall;
+pub mod mm;
+pub mod sched;
+pub mod shared_info;
+pub mod start_info;
+pub mod time;
+pub mod traps;
+
+#[cfg(target_os = "none")]
+pub mod arch;
+#[cfg(target_os = "none")]
+pub mod boot;
+#[cfg(target_os = "none")]
+pub mod demo;
+#[cfg(target_os = "none")]
+pub mod gntmap;
+#[cfg(target_os = "none")]
+pub mod sync;

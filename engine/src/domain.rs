@@ -1,0 +1,57 @@
+//! What the engine needs from its host ([`Platform`]) and what it keeps per domain.
+
+use crate::quota::Quotas;
+use crate::wire::Error;
+use crate::ConnId;
+
+/// Ring feature bit: reconnection protocol.
+pub const FEATURE_RECONNECTION: u32 = 1;
+/// Ring feature bit: connection error indicator.
+pub const FEATURE_ERROR: u32 = 2;
+/// Ring feature bit: WATCH takes a depth argument; `@releaseDomain/<domid>`.
+pub const FEATURE_WATCHDEPTH: u32 = 4;
+/// Every feature this engine implements (advertised in `server_features`).
+pub const FEATURES: u32 = FEATURE_RECONNECTION | FEATURE_ERROR | FEATURE_WATCHDEPTH;
+
+/// The host side of domain management. The kernel implements it with grant mapping and
+/// event channels; `ferrostored` with unix sockets.
+pub trait Platform {
+    /// A new domain is introduced (INTRODUCE): map its ring page (`mfn`, or grant ref 1),
+    /// bind `port`, and from now on drive connection `conn` with that ring. Returning an
+    /// error fails the INTRODUCE with it and the connection is discarded.
+    fn introduce(&mut self, conn: ConnId, domid: u32, mfn: u64, port: u32) -> Result<(), Error>;
+    /// INTRODUCE of a domain that is already introduced (e.g. after resume): rebind `port`
+    /// for the existing connection `conn`. The engine has already reset the connection.
+    fn reintroduce(&mut self, conn: ConnId, domid: u32, port: u32) -> Result<(), Error>;
+    /// The domain's connection is gone (RELEASE or death): unbind and unmap.
+    fn release(&mut self, conn: ConnId, domid: u32);
+    /// Whether a domain with this id exists now (permission entries naming a domain that
+    /// does not exist are ignored).
+    fn domain_exists(&mut self, domid: u32) -> bool;
+    /// Monotonic time in milliseconds (write-rate limiting, watch-event timeout).
+    fn now_ms(&self) -> u64;
+    /// A line for the log (CONTROL `print`, `log on` tracing). May be ignored.
+    fn log(&mut self, line: &str);
+}
+
+/// Per-domain state.
+#[derive(Clone, Debug)]
+pub(crate) struct Domain {
+    /// Store generation when this domain struct was created; permission entries naming the
+    /// domain in nodes older than this are stale (domid reuse).
+    pub gen: u64,
+    /// The ring connection, if introduced.
+    pub conn: Option<ConnId>,
+    /// `@releaseDomain` already fired for its shutdown (cleared by RESUME).
+    pub shutdown_reported: bool,
+    /// Per-domain quotas (SET_QUOTA); start as the global ones.
+    pub quotas: Quotas,
+    /// The ring's `server_features` (SET_FEATURE).
+    pub features: u32,
+    /// SET_TARGET: this domain acts for the target.
+    pub target: Option<u32>,
+    /// Write-rate credit (in writes) and the time it was last refilled.
+    pub wrl_credit: i64,
+    /// Refill timestamp (ms).
+    pub wrl_stamp: u64,
+}

@@ -1,0 +1,1542 @@
+//! The engine: connections, request parsing and dispatch, transactions, watches and the
+//! domain registry. See the crate documentation for how a host drives it.
+
+use crate::domain::{Domain, Platform, FEATURES};
+use crate::path::{self, canonicalize};
+use crate::perms::{self, Caller, Perm, IGNORE, READ};
+use crate::quota::{over, Quotas};
+use crate::store::{access, lookup, Change, Store, Usage};
+use crate::tree::{self, Node, Tree};
+use crate::wire::{self, one_arg, ty, Error, Header, DOMID_SELF, HEADER_LEN, PAYLOAD_MAX};
+use crate::ConnId;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::mem;
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Global quotas (each domain starts with these).
+    pub quotas: Quotas,
+    /// Soft memory quota per domain (CONTROL `quota-soft`): only reported.
+    pub soft_memory: u32,
+    /// An extra privileged domain (`--priv-domid`).
+    pub priv_domid: Option<u32>,
+    /// Watch events queued for an unprivileged domain are dropped after this long.
+    pub watch_event_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            quotas: Quotas::default(),
+            soft_memory: 2048 * 1024,
+            priv_domid: None,
+            watch_event_timeout_ms: 20_000,
+        }
+    }
+}
+
+/// Why a connection cannot go on (the host closes it, or sets the ring's error field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnError {
+    /// A header announced more than 4096 payload bytes (ring error PROTO).
+    Proto,
+    /// The connection id is unknown or was already shut.
+    Closed,
+}
+
+/// Write-rate limit: writes per second, burst, and the start credit of a new domain.
+const WRL_RATE: i64 = 200;
+const WRL_BURST: i64 = 10;
+const WRL_NEWDOM: i64 = 5 * WRL_BURST;
+/// Events kept queued for one unprivileged connection at most; more are dropped.
+const MAX_QUEUED_EVENTS: usize = 1024;
+/// Output bytes queued for a privileged connection before its input is paused.
+const PRIV_OUT_LIMIT: usize = 4 << 20;
+
+struct Watch {
+    path: String,
+    token: Vec<u8>,
+    /// Bytes to strip from event paths (relative watches).
+    strip: usize,
+    depth: Option<u32>,
+}
+
+enum TxOp {
+    Write(String, Option<Vec<u8>>),
+    Rm(String),
+    SetPerms(String, Vec<Perm>),
+}
+
+struct Tx {
+    tree: Tree,
+    base: Tree,
+    accessed: BTreeMap<String, Option<u64>>,
+    ops: Vec<TxOp>,
+    usage: BTreeMap<u32, Usage>,
+    /// Nodes in the order C xenstored first touches them (a written node before the parent
+    /// whose child list grows; a removed node's parent before it): the order of the watch
+    /// events at commit.
+    touched: BTreeMap<String, usize>,
+}
+
+impl Tx {
+    fn touch(&mut self, path: &str) {
+        if !self.touched.contains_key(path) {
+            let n = self.touched.len();
+            self.touched.insert(String::from(path), n);
+        }
+    }
+
+    /// Records the nodes `op` touches, before it is applied to the transaction's tree.
+    fn touch_op(&mut self, op: &TxOp) {
+        match op {
+            TxOp::Write(p, _) => {
+                let mut cur = p.as_str();
+                loop {
+                    self.touch(cur);
+                    if cur == "/" || self.tree.get(cur).is_some() {
+                        break;
+                    }
+                    cur = path::parent(cur);
+                }
+            }
+            TxOp::Rm(p) => {
+                self.touch(path::parent(p));
+                self.touch(p);
+            }
+            TxOp::SetPerms(p, _) => self.touch(p),
+        }
+    }
+
+    /// Sorts commit changes into touch order (descendants of a removed node follow it) and
+    /// drops repeated changes of one node.
+    fn order_changes(&self, changes: &mut Vec<Change>) {
+        let key = |p: &str| {
+            let mut cur = p;
+            loop {
+                if let Some(&i) = self.touched.get(cur) {
+                    return (i, cur.len() != p.len());
+                }
+                if cur == "/" {
+                    return (usize::MAX, true);
+                }
+                cur = path::parent(cur);
+            }
+        };
+        changes.sort_by_key(|c| key(&c.path));
+        let mut seen: BTreeMap<(String, bool), ()> = BTreeMap::new();
+        changes.retain(|c| seen.insert((c.path.clone(), c.exact), ()).is_none());
+    }
+}
+
+struct OutMsg {
+    data: Vec<u8>,
+    at: u64,
+    event: bool,
+}
+
+struct Conn {
+    domid: u32,
+    privileged: bool,
+    inbuf: Vec<u8>,
+    out: VecDeque<OutMsg>,
+    out_off: usize,
+    watches: Vec<Watch>,
+    txs: BTreeMap<u32, Tx>,
+    next_tx: u32,
+    ignored: bool,
+    in_ready: bool,
+}
+
+impl Conn {
+    fn new(domid: u32, privileged: bool) -> Conn {
+        Conn {
+            domid,
+            privileged,
+            inbuf: Vec::new(),
+            out: VecDeque::new(),
+            out_off: 0,
+            watches: Vec::new(),
+            txs: BTreeMap::new(),
+            next_tx: 1,
+            ignored: false,
+            in_ready: false,
+        }
+    }
+}
+
+const INTRODUCE_DOMAIN: &str = "@introduceDomain";
+const RELEASE_DOMAIN: &str = "@releaseDomain";
+
+/// The xenstore engine.
+pub struct Engine<P: Platform> {
+    platform: P,
+    cfg: Config,
+    tree: Tree,
+    generation: u64,
+    usage: BTreeMap<u32, Usage>,
+    conns: Vec<Option<Conn>>,
+    domains: BTreeMap<u32, Domain>,
+    special_perms: [Vec<Perm>; 2],
+    ready: Vec<ConnId>,
+    logging: bool,
+    pending_special: Vec<(usize, u32)>,
+    deferred_events: Vec<(ConnId, Vec<u8>)>,
+}
+
+fn n0() -> Vec<Perm> {
+    alloc::vec![Perm { domid: 0, bits: 0 }]
+}
+
+impl<P: Platform> Engine<P> {
+    /// A fresh store (`/`, `/tool`, `/tool/xenstored`, perms `n0`) with dom0 known.
+    pub fn new(platform: P, cfg: Config) -> Self {
+        let mut tree = Tree::new(Node::new(Vec::new(), n0(), 0));
+        tree.attach(
+            "/",
+            "tool",
+            tree::chain(&["tool", "xenstored"], &n0(), Vec::new(), 0),
+            0,
+        );
+        let mut e = Engine {
+            platform,
+            cfg,
+            tree,
+            generation: 0,
+            usage: BTreeMap::new(),
+            conns: Vec::new(),
+            domains: BTreeMap::new(),
+            special_perms: [n0(), n0()],
+            ready: Vec::new(),
+            logging: false,
+            pending_special: Vec::new(),
+            deferred_events: Vec::new(),
+        };
+        e.recount_usage();
+        e.new_domain(0);
+        e
+    }
+
+    /// The platform (e.g. to drain actions it recorded).
+    pub fn platform(&mut self) -> &mut P {
+        &mut self.platform
+    }
+
+    fn recount_usage(&mut self) {
+        let mut u: BTreeMap<u32, Usage> = BTreeMap::new();
+        tree::walk(self.tree.root(), "/", |_, n| {
+            let e = u.entry(n.owner()).or_default();
+            e.nodes += 1;
+            e.bytes += n.record_size() as i64;
+        });
+        self.usage = u;
+    }
+
+    fn new_domain(&mut self, domid: u32) -> &mut Domain {
+        let now = self.platform.now_ms();
+        let quotas = self.cfg.quotas;
+        // Strictly newer than every node written so far (domid-reuse checks).
+        self.generation += 1;
+        let gen = self.generation;
+        self.domains.entry(domid).or_insert(Domain {
+            gen,
+            conn: None,
+            shutdown_reported: false,
+            quotas,
+            features: FEATURES,
+            target: None,
+            wrl_credit: WRL_NEWDOM,
+            wrl_stamp: now,
+        })
+    }
+
+    /// Makes sure a domain struct exists for `domid` if the platform says it exists.
+    fn ensure_domain(&mut self, domid: u32) -> bool {
+        if self.domains.contains_key(&domid) {
+            return true;
+        }
+        if domid >= DOMID_SELF || !self.platform.domain_exists(domid) {
+            return false;
+        }
+        self.new_domain(domid);
+        true
+    }
+
+    fn is_privileged(&self, domid: u32) -> bool {
+        domid == 0 || Some(domid) == self.cfg.priv_domid
+    }
+
+    /// A new connection speaking for `domid` (unix-socket clients use 0). Domain ring
+    /// connections are created by INTRODUCE instead.
+    pub fn new_connection(&mut self, domid: u32) -> ConnId {
+        let conn = Conn::new(domid, self.is_privileged(domid));
+        match self.conns.iter().position(Option::is_none) {
+            Some(i) => {
+                self.conns[i] = Some(conn);
+                i
+            }
+            None => {
+                self.conns.push(Some(conn));
+                self.conns.len() - 1
+            }
+        }
+    }
+
+    /// Closes a socket connection: its watches and transactions go away. (A domain's
+    /// connection stays until RELEASE or death; use [`Engine::reset_connection`].)
+    pub fn close_connection(&mut self, conn: ConnId) {
+        let is_domain = self.domains.values().any(|d| d.conn == Some(conn));
+        if is_domain {
+            self.reset_connection(conn);
+        } else if let Some(slot) = self.conns.get_mut(conn) {
+            *slot = None;
+        }
+    }
+
+    /// Reconnection: drops the connection's partial input, queued output, watches and
+    /// transactions, and clears its error state. Its nodes stay.
+    pub fn reset_connection(&mut self, conn: ConnId) {
+        if let Some(Some(c)) = self.conns.get_mut(conn) {
+            let fresh = Conn::new(c.domid, c.privileged);
+            *c = fresh;
+        }
+    }
+
+    /// The domain a connection speaks for.
+    pub fn connection_domid(&self, conn: ConnId) -> Option<u32> {
+        self.conns.get(conn)?.as_ref().map(|c| c.domid)
+    }
+
+    /// The connection of an introduced domain.
+    pub fn domain_connection(&self, domid: u32) -> Option<ConnId> {
+        self.domains.get(&domid)?.conn
+    }
+
+    /// The `server_features` value for a domain's ring (SET_FEATURE may lower it).
+    pub fn domain_features(&self, domid: u32) -> u32 {
+        self.domains.get(&domid).map_or(FEATURES, |d| d.features)
+    }
+
+    /// Connections that got output since the last call.
+    pub fn take_ready(&mut self) -> Vec<ConnId> {
+        let mut v = mem::take(&mut self.ready);
+        v.sort_unstable();
+        v.dedup();
+        v.retain(|&c| matches!(self.conns.get(c), Some(Some(_))));
+        for &c in &v {
+            if let Some(Some(conn)) = self.conns.get_mut(c) {
+                conn.in_ready = false;
+            }
+        }
+        v
+    }
+
+    /// True if the connection has queued output.
+    pub fn has_output(&self, conn: ConnId) -> bool {
+        matches!(self.conns.get(conn), Some(Some(c)) if !c.out.is_empty())
+    }
+
+    /// Moves as many queued output bytes as fit into `dst`; returns how many.
+    pub fn output_into(&mut self, conn: ConnId, dst: &mut [u8]) -> usize {
+        let Some(Some(c)) = self.conns.get_mut(conn) else {
+            return 0;
+        };
+        let mut n = 0;
+        while n < dst.len() {
+            let Some(front) = c.out.front() else { break };
+            let rest = front.data.get(c.out_off..).unwrap_or(&[]);
+            let k = rest.len().min(dst.len() - n);
+            dst[n..n + k].copy_from_slice(&rest[..k]);
+            n += k;
+            c.out_off += k;
+            if c.out_off >= front.data.len() {
+                c.out.pop_front();
+                c.out_off = 0;
+            }
+        }
+        n
+    }
+
+    /// Appends all queued output to `dst`.
+    pub fn output_all(&mut self, conn: ConnId, dst: &mut Vec<u8>) {
+        let Some(Some(c)) = self.conns.get_mut(conn) else {
+            return;
+        };
+        while let Some(front) = c.out.pop_front() {
+            dst.extend_from_slice(front.data.get(c.out_off..).unwrap_or(&[]));
+            c.out_off = 0;
+        }
+    }
+
+    /// Whether the host should read more input for this connection now: false while the
+    /// client has too many unread replies (`outstanding` quota) or is over its write rate.
+    pub fn wants_input(&mut self, conn: ConnId) -> bool {
+        let Some(Some(c)) = self.conns.get(conn) else {
+            return false;
+        };
+        if c.ignored {
+            return false;
+        }
+        if c.privileged {
+            return c.out.iter().map(|m| m.data.len()).sum::<usize>() < PRIV_OUT_LIMIT;
+        }
+        let domid = c.domid;
+        let queued = c.out.len();
+        let now = self.platform.now_ms();
+        let Some(d) = self.domains.get_mut(&domid) else {
+            return true;
+        };
+        refill(d, now);
+        !over(queued + 1, d.quotas.outstanding) && d.wrl_credit >= 0
+    }
+
+    /// Drops watch events that waited longer than the timeout for unprivileged clients.
+    pub fn tick(&mut self) {
+        let now = self.platform.now_ms();
+        let limit = self.cfg.watch_event_timeout_ms;
+        for c in self.conns.iter_mut().flatten() {
+            if c.privileged {
+                continue;
+            }
+            let started = c.out_off > 0;
+            let mut i = 0;
+            c.out.retain(|m| {
+                let keep = (i == 0 && started) || !m.event || now.saturating_sub(m.at) < limit;
+                i += 1;
+                keep
+            });
+        }
+    }
+
+    /// Feeds bytes received on a connection; every complete request is processed and its
+    /// reply (and any watch events) queued. Partial messages are kept for the next call.
+    pub fn feed(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), ConnError> {
+        let mut buf = match self.conns.get_mut(conn) {
+            Some(Some(c)) if !c.ignored => mem::take(&mut c.inbuf),
+            _ => return Err(ConnError::Closed),
+        };
+        buf.extend_from_slice(bytes);
+        let mut pos = 0;
+        let mut result = Ok(());
+        while let Some(h) = buf.get(pos..).and_then(Header::parse) {
+            if h.len as usize > PAYLOAD_MAX {
+                result = Err(ConnError::Proto);
+                break;
+            }
+            let end = pos + HEADER_LEN + h.len as usize;
+            let Some(payload) = buf.get(pos + HEADER_LEN..end) else {
+                break;
+            };
+            self.process(conn, h, payload);
+            pos = end;
+            if !matches!(self.conns.get(conn), Some(Some(_))) {
+                return Ok(());
+            }
+        }
+        buf.drain(..pos);
+        if let Some(Some(c)) = self.conns.get_mut(conn) {
+            if result.is_err() {
+                c.ignored = true;
+                buf.clear();
+            }
+            c.inbuf = buf;
+        }
+        result
+    }
+
+    fn push(&mut self, conn: ConnId, data: Vec<u8>, event: bool) {
+        let now = if event { self.platform.now_ms() } else { 0 };
+        let Some(Some(c)) = self.conns.get_mut(conn) else {
+            return;
+        };
+        if event {
+            let start = usize::from(c.out_off > 0);
+            if c.out.iter().skip(start).any(|m| m.event && m.data == data) {
+                return;
+            }
+            if !c.privileged && c.out.len() >= MAX_QUEUED_EVENTS {
+                return;
+            }
+        }
+        c.out.push_back(OutMsg {
+            data,
+            at: now,
+            event,
+        });
+        if !c.in_ready {
+            c.in_ready = true;
+            self.ready.push(conn);
+        }
+    }
+
+    fn caller(&self, conn: &Conn) -> Caller {
+        Caller {
+            domid: conn.domid,
+            target: self.domains.get(&conn.domid).and_then(|d| d.target),
+            privileged: conn.privileged,
+        }
+    }
+
+    fn quotas_of(&self, domid: u32) -> Quotas {
+        self.domains
+            .get(&domid)
+            .map_or(self.cfg.quotas, |d| d.quotas)
+    }
+
+    fn process(&mut self, conn: ConnId, h: Header, payload: &[u8]) {
+        let mut reply = Vec::new();
+        let mut changes = Vec::new();
+        let res = self.dispatch(conn, h, payload, &mut reply, &mut changes);
+        let mut msg = Vec::with_capacity(HEADER_LEN + reply.len().max(8));
+        match res {
+            Ok(()) => wire::encode_msg(&mut msg, h.ty, h.req_id, h.tx_id, &reply),
+            Err(e) => {
+                let mut p = Vec::with_capacity(12);
+                p.extend_from_slice(e.name().as_bytes());
+                p.push(0);
+                wire::encode_msg(&mut msg, ty::ERROR, h.req_id, h.tx_id, &p);
+            }
+        }
+        // As C xenstored: events caused by a request precede its reply; the initial event
+        // of a WATCH follows the reply.
+        for ch in &changes {
+            self.fire(ch);
+        }
+        if matches!(self.conns.get(conn), Some(Some(_))) {
+            self.push(conn, msg, false);
+        }
+        for (c, ev) in mem::take(&mut self.deferred_events) {
+            self.push(c, ev, true);
+        }
+        let pending = mem::take(&mut self.pending_special);
+        for (which, domid) in pending {
+            self.fire_special(which, domid);
+        }
+    }
+}
+
+fn refill(d: &mut Domain, now: u64) {
+    let elapsed = now.saturating_sub(d.wrl_stamp) as i64;
+    let gained = elapsed * WRL_RATE / 1000;
+    if gained > 0 {
+        d.wrl_credit = (d.wrl_credit + gained).min(WRL_BURST.max(d.wrl_credit));
+        d.wrl_stamp = now;
+    }
+}
+
+/// Which tree a request works on.
+enum Target {
+    Main,
+    Tx(u32),
+}
+
+const PRIV_ONLY: [u32; 10] = [
+    ty::CONTROL,
+    ty::INTRODUCE,
+    ty::RELEASE,
+    ty::IS_DOMAIN_INTRODUCED,
+    ty::RESUME,
+    ty::SET_TARGET,
+    ty::GET_FEATURE,
+    ty::SET_FEATURE,
+    ty::GET_QUOTA,
+    ty::SET_QUOTA,
+];
+
+fn is_write_op(t: u32) -> bool {
+    matches!(
+        t,
+        ty::WRITE | ty::MKDIR | ty::RM | ty::SET_PERMS | ty::TRANSACTION_END
+    )
+}
+
+impl<P: Platform> Engine<P> {
+    fn dispatch(
+        &mut self,
+        cid: ConnId,
+        h: Header,
+        payload: &[u8],
+        reply: &mut Vec<u8>,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), Error> {
+        let Some(Some(conn)) = self.conns.get(cid) else {
+            return Err(Error::Io);
+        };
+        let caller = self.caller(conn);
+        let known = matches!(
+            h.ty,
+            ty::CONTROL..=ty::SET_PERMS | ty::IS_DOMAIN_INTRODUCED..=ty::SET_TARGET | ty::RESET_WATCHES..=ty::SET_QUOTA
+        );
+        if !known {
+            return Err(Error::Nosys);
+        }
+        if PRIV_ONLY.contains(&h.ty) && !caller.privileged {
+            return Err(Error::Acces);
+        }
+        let target = if matches!(h.ty, ty::WATCH | ty::UNWATCH) || h.tx_id == 0 {
+            Target::Main
+        } else if conn.txs.contains_key(&h.tx_id) {
+            Target::Tx(h.tx_id)
+        } else {
+            return Err(Error::Noent);
+        };
+        if !caller.privileged && is_write_op(h.ty) {
+            let now = self.platform.now_ms();
+            if let Some(d) = self.domains.get_mut(&caller.domid) {
+                refill(d, now);
+                d.wrl_credit -= 1;
+            }
+        }
+        match h.ty {
+            ty::READ => {
+                let p = self.path_arg(&caller, path_one_arg(payload)?)?;
+                self.with_read(cid, &target, &caller, &p, |n| {
+                    reply.extend_from_slice(&n.value)
+                })
+            }
+            ty::DIRECTORY => {
+                let p = self.path_arg(&caller, path_one_arg(payload)?)?;
+                self.with_read(cid, &target, &caller, &p, |n| {
+                    for c in n.child_names() {
+                        reply.extend_from_slice(c.as_bytes());
+                        reply.push(0);
+                    }
+                })?;
+                if reply.len() > PAYLOAD_MAX {
+                    reply.clear();
+                    return Err(Error::TooBig);
+                }
+                Ok(())
+            }
+            ty::DIRECTORY_PART => {
+                let args: Vec<&[u8]> = wire::split_strings(payload).collect();
+                let [p, off] = args[..] else {
+                    return Err(Error::Inval);
+                };
+                let p = self.path_arg(&caller, p)?;
+                let off = wire::atoi(off) as usize;
+                self.with_read(cid, &target, &caller, &p, |n| directory_part(n, off, reply))
+            }
+            ty::GET_PERMS => {
+                let p = self.path_arg(&caller, path_one_arg(payload)?)?;
+                self.with_read(cid, &target, &caller, &p, |n| {
+                    perms::encode(&n.perms, reply)
+                })
+            }
+            ty::WRITE => {
+                let nul = payload.iter().position(|&b| b == 0).ok_or(Error::Inval)?;
+                let p = self.path_arg(&caller, &payload[..nul])?;
+                let value = &payload[nul + 1..];
+                self.modify(
+                    cid,
+                    &target,
+                    &caller,
+                    TxOp::Write(p, Some(value.to_vec())),
+                    changes,
+                )?;
+                reply.extend_from_slice(b"OK\0");
+                Ok(())
+            }
+            ty::MKDIR => {
+                let p = self.path_arg(&caller, path_one_arg(payload)?)?;
+                self.modify(cid, &target, &caller, TxOp::Write(p, None), changes)?;
+                reply.extend_from_slice(b"OK\0");
+                Ok(())
+            }
+            ty::RM => {
+                let p = self.path_arg(&caller, path_one_arg(payload)?)?;
+                self.modify(cid, &target, &caller, TxOp::Rm(p), changes)?;
+                reply.extend_from_slice(b"OK\0");
+                Ok(())
+            }
+            ty::SET_PERMS => {
+                self.set_perms(cid, &target, &caller, payload, changes)?;
+                reply.extend_from_slice(b"OK\0");
+                Ok(())
+            }
+            ty::WATCH => self.watch(cid, &caller, payload, reply),
+            ty::UNWATCH => self.unwatch(cid, &caller, payload, reply),
+            ty::TRANSACTION_START => self.tx_start(cid, h, &caller, reply),
+            ty::TRANSACTION_END => {
+                let arg = one_arg(payload)?;
+                let commit = match arg {
+                    b"T" => true,
+                    b"F" => false,
+                    _ => return Err(Error::Inval),
+                };
+                self.tx_end(cid, h.tx_id, &caller, commit, changes)?;
+                reply.extend_from_slice(b"OK\0");
+                Ok(())
+            }
+            ty::RESET_WATCHES => {
+                if let Some(Some(c)) = self.conns.get_mut(cid) {
+                    c.watches.clear();
+                    c.txs.clear();
+                }
+                reply.extend_from_slice(b"OK\0");
+                Ok(())
+            }
+            ty::GET_DOMAIN_PATH => {
+                let d = wire::atoi(one_arg(payload)?);
+                reply.extend_from_slice(format!("/local/domain/{d}\0").as_bytes());
+                Ok(())
+            }
+            ty::IS_DOMAIN_INTRODUCED => {
+                let d = wire::atoi(one_arg(payload)?);
+                let yes = d == DOMID_SELF
+                    || self
+                        .domains
+                        .get(&d)
+                        .is_some_and(|x| x.conn.is_some() || d == 0);
+                reply.extend_from_slice(if yes { b"T\0" } else { b"F\0" });
+                Ok(())
+            }
+            ty::INTRODUCE => {
+                let args: Vec<&[u8]> = wire::split_strings(payload).collect();
+                if args.len() < 3 {
+                    return Err(Error::Inval);
+                }
+                let domid = wire::atoi(args[0]);
+                let mfn = args[1]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .fold(0u64, |a, &b| {
+                        a.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+                    });
+                let port = wire::atoi(args[2]);
+                self.introduce_domain(domid, mfn, port)?;
+                reply.extend_from_slice(b"OK\0");
+                Ok(())
+            }
+            ty::RELEASE => {
+                let domid = wire::atoi(one_arg(payload)?);
+                if domid == 0 {
+                    return Err(Error::Inval);
+                }
+                if self.domains.get(&domid).and_then(|d| d.conn).is_none() {
+                    return Err(Error::Noent);
+                }
+                self.domain_gone(domid);
+                reply.extend_from_slice(b"OK\0");
+                Ok(())
+            }
+            ty::RESUME => {
+                let domid = wire::atoi(one_arg(payload)?);
+                match self.domains.get_mut(&domid) {
+                    Some(d) if d.conn.is_some() => d.shutdown_reported = false,
+                    _ => return Err(Error::Noent),
+                }
+                reply.extend_from_slice(b"OK\0");
+                Ok(())
+            }
+            ty::SET_TARGET => {
+                let args: Vec<&[u8]> = wire::split_strings(payload).collect();
+                let [d, t] = args[..] else {
+                    return Err(Error::Inval);
+                };
+                let (d, t) = (wire::atoi(d), wire::atoi(t));
+                if self.domains.get(&d).and_then(|x| x.conn).is_none() || !self.ensure_domain(t) {
+                    return Err(Error::Noent);
+                }
+                if let Some(x) = self.domains.get_mut(&d) {
+                    x.target = Some(t);
+                }
+                reply.extend_from_slice(b"OK\0");
+                Ok(())
+            }
+            ty::GET_FEATURE => {
+                let d = self.introduced_domid(one_arg(payload)?)?;
+                reply.extend_from_slice(format!("{}\0", self.domain_features(d)).as_bytes());
+                Ok(())
+            }
+            ty::SET_FEATURE => {
+                let args: Vec<&[u8]> = wire::split_strings(payload).collect();
+                let [d, v] = args[..] else {
+                    return Err(Error::Inval);
+                };
+                let d = self.introduced_domid(d)?;
+                let v = wire::parse_u32(v).ok_or(Error::Inval)?;
+                if v & !FEATURES != 0 {
+                    return Err(Error::Inval);
+                }
+                if let Some(x) = self.domains.get_mut(&d) {
+                    x.features = v;
+                }
+                reply.extend_from_slice(b"OK\0");
+                Ok(())
+            }
+            ty::GET_QUOTA => {
+                let args: Vec<&[u8]> = wire::split_strings(payload).collect();
+                let [d, name] = args[..] else {
+                    return Err(Error::Inval);
+                };
+                let d = self.introduced_domid(d)?;
+                let name = core::str::from_utf8(name).map_err(|_| Error::Inval)?;
+                let v = self.quotas_of(d).get(name).ok_or(Error::Inval)?;
+                reply.extend_from_slice(format!("{v}\0").as_bytes());
+                Ok(())
+            }
+            ty::SET_QUOTA => {
+                let args: Vec<&[u8]> = wire::split_strings(payload).collect();
+                let [d, name, v] = args[..] else {
+                    return Err(Error::Inval);
+                };
+                let d = self.introduced_domid(d)?;
+                let name = core::str::from_utf8(name).map_err(|_| Error::Inval)?;
+                let v = wire::parse_u32(v).ok_or(Error::Inval)?;
+                let dom = self.domains.get_mut(&d).ok_or(Error::Noent)?;
+                if !dom.quotas.set(name, v) {
+                    return Err(Error::Inval);
+                }
+                reply.extend_from_slice(b"OK\0");
+                Ok(())
+            }
+            ty::CONTROL => {
+                let args: Vec<&[u8]> = wire::split_strings(payload).collect();
+                self.control(&args, reply)
+            }
+            _ => Err(Error::Nosys),
+        }
+    }
+
+    fn introduced_domid(&self, arg: &[u8]) -> Result<u32, Error> {
+        let d = wire::parse_u32(arg).ok_or(Error::Inval)?;
+        match self.domains.get(&d) {
+            Some(x) if x.conn.is_some() => Ok(d),
+            _ => Err(Error::Noent),
+        }
+    }
+
+    fn path_arg(&self, caller: &Caller, raw: &[u8]) -> Result<String, Error> {
+        if raw.first() == Some(&b'@') {
+            return Err(Error::Inval);
+        }
+        let q = self.quotas_of(caller.domid);
+        let max = if caller.privileged || q.path_max == 0 {
+            wire::REL_PATH_MAX
+        } else {
+            q.path_max as usize
+        };
+        canonicalize(raw, caller.domid, max)
+    }
+
+    /// Records the first access to `path` in a transaction (its generation in the snapshot).
+    fn record(&mut self, cid: ConnId, txid: u32, caller: &Caller, path: &str) -> Result<(), Error> {
+        let limit = self.quotas_of(caller.domid).transaction_nodes;
+        let Some(Some(c)) = self.conns.get_mut(cid) else {
+            return Err(Error::Io);
+        };
+        let tx = c.txs.get_mut(&txid).ok_or(Error::Noent)?;
+        if !tx.accessed.contains_key(path) {
+            if !caller.privileged && over(tx.accessed.len() + 1, limit) {
+                return Err(Error::Nospc);
+            }
+            let g = tx.base.get(path).map(|n| n.generation);
+            tx.accessed.insert(String::from(path), g);
+        }
+        Ok(())
+    }
+
+    fn with_read<R>(
+        &mut self,
+        cid: ConnId,
+        target: &Target,
+        caller: &Caller,
+        path: &str,
+        f: impl FnOnce(&Node) -> R,
+    ) -> Result<R, Error> {
+        match *target {
+            Target::Main => Ok(f(lookup(&self.tree, &self.domains, caller, path, READ)?)),
+            Target::Tx(id) => {
+                self.record(cid, id, caller, path)?;
+                let Some(Some(c)) = self.conns.get(cid) else {
+                    return Err(Error::Io);
+                };
+                let tx = c.txs.get(&id).ok_or(Error::Noent)?;
+                Ok(f(lookup(&tx.tree, &self.domains, caller, path, READ)?))
+            }
+        }
+    }
+
+    /// Applies a WRITE/MKDIR/RM/SET_PERMS to the main tree (collecting changes) or to a
+    /// transaction's tree (recording the operation for commit).
+    fn modify(
+        &mut self,
+        cid: ConnId,
+        target: &Target,
+        caller: &Caller,
+        op: TxOp,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), Error> {
+        let quotas = self.quotas_of(caller.domid);
+        match *target {
+            Target::Main => {
+                let mut st = Store {
+                    tree: &mut self.tree,
+                    generation: &mut self.generation,
+                    usage: &mut self.usage,
+                    base_usage: None,
+                    domains: &self.domains,
+                    quotas: &quotas,
+                    force: false,
+                    changes: Some(changes),
+                };
+                apply(&mut st, caller, &op)
+            }
+            Target::Tx(id) => {
+                let path = match &op {
+                    TxOp::Write(p, _) | TxOp::Rm(p) | TxOp::SetPerms(p, _) => p.clone(),
+                };
+                self.record(cid, id, caller, &path)?;
+                let Some(Some(c)) = self.conns.get_mut(cid) else {
+                    return Err(Error::Io);
+                };
+                let tx = c.txs.get_mut(&id).ok_or(Error::Noent)?;
+                let mark = tx.touched.len();
+                tx.touch_op(&op);
+                let mut st = Store {
+                    tree: &mut tx.tree,
+                    generation: &mut self.generation,
+                    usage: &mut tx.usage,
+                    base_usage: Some(&self.usage),
+                    domains: &self.domains,
+                    quotas: &quotas,
+                    force: false,
+                    changes: None,
+                };
+                if let Err(e) = apply(&mut st, caller, &op) {
+                    tx.touched.retain(|_, i| *i < mark);
+                    return Err(e);
+                }
+                tx.ops.push(op);
+                Ok(())
+            }
+        }
+    }
+
+    fn set_perms(
+        &mut self,
+        cid: ConnId,
+        target: &Target,
+        caller: &Caller,
+        payload: &[u8],
+        changes: &mut Vec<Change>,
+    ) -> Result<(), Error> {
+        let args: Vec<&[u8]> = wire::split_strings(payload).collect();
+        let (raw, list) = args.split_first().ok_or(Error::Inval)?;
+        if list.is_empty() {
+            return Err(Error::Inval);
+        }
+        let mut new = list
+            .iter()
+            .map(|s| perms::parse_one(s))
+            .collect::<Result<Vec<Perm>, Error>>()?;
+        for p in new.iter_mut() {
+            if !self.ensure_domain(p.domid) {
+                p.bits |= IGNORE;
+            }
+        }
+        if raw.first() == Some(&b'@') {
+            let i = special_index(raw).ok_or(Error::Inval)?;
+            let cur = &self.special_perms[i];
+            let acc = access(&self.domains, caller, cur, u64::MAX);
+            let owner = cur.first().map_or(0, |p| p.domid);
+            if !caller.privileged
+                && (acc & perms::WRITE == 0
+                    || (owner != caller.domid && Some(owner) != caller.target))
+            {
+                return Err(Error::Acces);
+            }
+            if new.first().is_some_and(|p| p.bits & IGNORE != 0) {
+                return Err(Error::Noent);
+            }
+            self.special_perms[i] = new;
+            return Ok(());
+        }
+        let p = self.path_arg(caller, raw)?;
+        self.modify(cid, target, caller, TxOp::SetPerms(p, new), changes)
+    }
+
+    fn watch(
+        &mut self,
+        cid: ConnId,
+        caller: &Caller,
+        payload: &[u8],
+        reply: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let args: Vec<&[u8]> = wire::split_strings(payload).collect();
+        let (raw, token, depth) = match args[..] {
+            [p, t] => (p, t, None),
+            [p, t, d] => (p, t, Some(wire::parse_u32(d).ok_or(Error::Inval)?)),
+            _ => return Err(Error::Inval),
+        };
+        let (path, strip) = self.watch_path(caller, raw)?;
+        if path.starts_with('@') && depth.is_some_and(|d| d > 1) {
+            return Err(Error::Inval);
+        }
+        let limit = self.quotas_of(caller.domid).watches;
+        let Some(Some(c)) = self.conns.get_mut(cid) else {
+            return Err(Error::Io);
+        };
+        if c.watches.iter().any(|w| w.path == path && w.token == token) {
+            return Err(Error::Exist);
+        }
+        if !caller.privileged && over(c.watches.len(), limit) {
+            return Err(Error::TooBig);
+        }
+        let mut ev = Vec::with_capacity(HEADER_LEN + raw.len() + token.len() + 2);
+        let mut body = Vec::with_capacity(raw.len() + token.len() + 2);
+        body.extend_from_slice(&path.as_bytes()[strip..]);
+        body.push(0);
+        body.extend_from_slice(token);
+        body.push(0);
+        c.watches.push(Watch {
+            path,
+            token: token.to_vec(),
+            strip,
+            depth,
+        });
+        reply.extend_from_slice(b"OK\0");
+        if body.len() <= PAYLOAD_MAX {
+            wire::encode_msg(&mut ev, ty::WATCH_EVENT, 0, 0, &body);
+            self.deferred_events.push((cid, ev));
+        }
+        Ok(())
+    }
+
+    fn watch_path(&self, caller: &Caller, raw: &[u8]) -> Result<(String, usize), Error> {
+        if raw.first() == Some(&b'@') {
+            if raw.len() > wire::REL_PATH_MAX {
+                return Err(Error::Inval);
+            }
+            let s = core::str::from_utf8(raw).map_err(|_| Error::Inval)?;
+            return Ok((String::from(s), 0));
+        }
+        let p = self.path_arg(caller, raw)?;
+        let strip = if raw.first() == Some(&b'/') {
+            0
+        } else {
+            p.len() - raw.len()
+        };
+        Ok((p, strip))
+    }
+
+    fn unwatch(
+        &mut self,
+        cid: ConnId,
+        caller: &Caller,
+        payload: &[u8],
+        reply: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let args: Vec<&[u8]> = wire::split_strings(payload).collect();
+        let [raw, token] = args[..] else {
+            return Err(Error::Inval);
+        };
+        let (path, _) = self.watch_path(caller, raw)?;
+        let Some(Some(c)) = self.conns.get_mut(cid) else {
+            return Err(Error::Io);
+        };
+        let i = c
+            .watches
+            .iter()
+            .position(|w| w.path == path && w.token == token)
+            .ok_or(Error::Noent)?;
+        c.watches.remove(i);
+        reply.extend_from_slice(b"OK\0");
+        Ok(())
+    }
+
+    fn tx_start(
+        &mut self,
+        cid: ConnId,
+        h: Header,
+        caller: &Caller,
+        reply: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        if h.tx_id != 0 {
+            return Err(Error::Busy);
+        }
+        let limit = self.quotas_of(caller.domid).transactions;
+        let snapshot = self.tree.clone();
+        let Some(Some(c)) = self.conns.get_mut(cid) else {
+            return Err(Error::Io);
+        };
+        if !caller.privileged && over(c.txs.len(), limit) {
+            return Err(Error::Nospc);
+        }
+        let mut id = c.next_tx;
+        while id == 0 || c.txs.contains_key(&id) {
+            id = id.wrapping_add(1);
+        }
+        c.next_tx = id.wrapping_add(1);
+        c.txs.insert(
+            id,
+            Tx {
+                tree: snapshot.clone(),
+                base: snapshot,
+                accessed: BTreeMap::new(),
+                ops: Vec::new(),
+                usage: BTreeMap::new(),
+                touched: BTreeMap::new(),
+            },
+        );
+        perms::push_decimal(reply, u64::from(id));
+        reply.push(0);
+        Ok(())
+    }
+
+    fn tx_end(
+        &mut self,
+        cid: ConnId,
+        id: u32,
+        caller: &Caller,
+        commit: bool,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), Error> {
+        let Some(Some(c)) = self.conns.get_mut(cid) else {
+            return Err(Error::Io);
+        };
+        let tx = c.txs.remove(&id).ok_or(Error::Noent)?;
+        if !commit {
+            return Ok(());
+        }
+        let conflict = tx
+            .accessed
+            .iter()
+            .any(|(p, g)| self.tree.get(p).map(|n| n.generation) != *g);
+        if conflict {
+            return Err(Error::Again);
+        }
+        let quotas = self.quotas_of(caller.domid);
+        let mut st = Store {
+            tree: &mut self.tree,
+            generation: &mut self.generation,
+            usage: &mut self.usage,
+            base_usage: None,
+            domains: &self.domains,
+            quotas: &quotas,
+            force: true,
+            changes: Some(changes),
+        };
+        let mut replayed = Vec::new();
+        st.changes = Some(&mut replayed);
+        for op in &tx.ops {
+            // Replayed operations were checked inside the transaction; one that no longer
+            // applies (e.g. RM of a node already gone) is a no-op.
+            let _ = apply(&mut st, caller, op);
+        }
+        tx.order_changes(&mut replayed);
+        changes.extend(replayed);
+        Ok(())
+    }
+
+    /// INTRODUCE from the host (e.g. dom0's own ring at start): like the request, with
+    /// `@introduceDomain` fired at once.
+    pub fn introduce(&mut self, domid: u32, mfn: u64, port: u32) -> Result<(), Error> {
+        let r = self.introduce_domain(domid, mfn, port);
+        for (which, d) in mem::take(&mut self.pending_special) {
+            self.fire_special(which, d);
+        }
+        r
+    }
+
+    fn introduce_domain(&mut self, domid: u32, mfn: u64, port: u32) -> Result<(), Error> {
+        if domid >= DOMID_SELF || port == 0 {
+            return Err(Error::Inval);
+        }
+        if let Some(cid) = self.domains.get(&domid).and_then(|d| d.conn) {
+            self.reset_connection(cid);
+            return self.platform.reintroduce(cid, domid, port);
+        }
+        let cid = self.new_connection(domid);
+        if let Err(e) = self.platform.introduce(cid, domid, mfn, port) {
+            self.conns[cid] = None;
+            return Err(e);
+        }
+        let d = self.new_domain(domid);
+        d.conn = Some(cid);
+        d.shutdown_reported = false;
+        if domid != 0 {
+            self.pending_special.push((0, domid));
+        }
+        Ok(())
+    }
+
+    /// The platform saw domain `domid` shut down or crash (VIRQ_DOM_EXC scan):
+    /// `@releaseDomain` fires once (until RESUME).
+    pub fn domain_shutdown(&mut self, domid: u32) {
+        let fire = match self.domains.get_mut(&domid) {
+            Some(d) if d.conn.is_some() && !d.shutdown_reported => {
+                d.shutdown_reported = true;
+                true
+            }
+            _ => false,
+        };
+        if fire {
+            self.fire_special(1, domid);
+        }
+    }
+
+    /// Domain `domid` is dying or gone (or was RELEASEd): its connection is torn down, the
+    /// nodes it owns are deleted (XSA-419), and `@releaseDomain` fires.
+    pub fn domain_gone(&mut self, domid: u32) {
+        if domid == 0 {
+            return;
+        }
+        let Some(d) = self.domains.remove(&domid) else {
+            return;
+        };
+        if let Some(cid) = d.conn {
+            self.platform.release(cid, domid);
+            if let Some(slot) = self.conns.get_mut(cid) {
+                *slot = None;
+            }
+        }
+        for x in self.domains.values_mut() {
+            if x.target == Some(domid) {
+                x.target = None;
+            }
+        }
+        for sp in self.special_perms.iter_mut() {
+            let owner = sp.first().copied();
+            sp.retain(|p| p.domid != domid);
+            if sp.is_empty() || sp.first().copied() != owner {
+                *sp = n0();
+            }
+        }
+        let mut roots: Vec<String> = Vec::new();
+        tree::walk(self.tree.root(), "/", |p, n| {
+            let covered = roots.iter().any(|r| r != "/" && path::is_child(p, r));
+            if n.owner() == domid && !covered {
+                roots.push(String::from(p));
+            }
+        });
+        let mut changes = Vec::new();
+        let quotas = self.cfg.quotas;
+        let caller = Caller {
+            domid: 0,
+            target: None,
+            privileged: true,
+        };
+        let mut st = Store {
+            tree: &mut self.tree,
+            generation: &mut self.generation,
+            usage: &mut self.usage,
+            base_usage: None,
+            domains: &self.domains,
+            quotas: &quotas,
+            force: true,
+            changes: Some(&mut changes),
+        };
+        for r in &roots {
+            if r == "/" {
+                // The root cannot go: it falls back to dom0.
+                let mut perms = st.tree.root().perms.clone();
+                if let Some(o) = perms.first_mut() {
+                    o.domid = 0;
+                }
+                let _ = st.set_perms(&caller, r, perms);
+            } else {
+                let _ = st.rm(&caller, r);
+            }
+        }
+        if self.usage.get(&domid).is_some_and(|u| u.nodes == 0) {
+            self.usage.remove(&domid);
+        }
+        for ch in &changes {
+            self.fire(ch);
+        }
+        self.fire_special(1, domid);
+    }
+}
+
+fn apply(st: &mut Store<'_>, caller: &Caller, op: &TxOp) -> Result<(), Error> {
+    match op {
+        TxOp::Write(p, v) => st.write(caller, p, v.as_deref()),
+        TxOp::Rm(p) => st.rm(caller, p),
+        TxOp::SetPerms(p, perms) => st.set_perms(caller, p, perms.clone()),
+    }
+}
+
+/// The path of a one-argument path request. C xenstored answers ENOENT when the payload is
+/// not exactly one NUL-terminated string.
+fn path_one_arg(payload: &[u8]) -> Result<&[u8], Error> {
+    one_arg(payload).map_err(|_| Error::Noent)
+}
+
+fn special_index(raw: &[u8]) -> Option<usize> {
+    match raw {
+        b"@introduceDomain" => Some(0),
+        b"@releaseDomain" => Some(1),
+        _ => None,
+    }
+}
+
+/// DIRECTORY_PART reply: `gencnt\0` then the child list from byte `off` of the full
+/// NUL-separated list, as many whole entries as fit, and an extra `\0` after the last.
+fn directory_part(n: &Node, off: usize, reply: &mut Vec<u8>) {
+    let mut all = Vec::new();
+    for c in n.child_names() {
+        all.extend_from_slice(c.as_bytes());
+        all.push(0);
+    }
+    perms::push_decimal(reply, n.generation);
+    reply.push(0);
+    if off >= all.len() {
+        reply.push(0);
+        return;
+    }
+    let max = PAYLOAD_MAX - reply.len() - 1;
+    let rest = &all[off..];
+    let mut len = 0;
+    while len < rest.len() {
+        let i = rest[len..]
+            .iter()
+            .position(|&b| b == 0)
+            .map_or(rest.len() - len, |p| p + 1);
+        if len + i > max {
+            break;
+        }
+        len += i;
+    }
+    reply.extend_from_slice(&rest[..len]);
+    if len == rest.len() {
+        reply.push(0);
+    }
+}
+
+impl<P: Platform> Engine<P> {
+    /// Queues watch events for a node change on every connection whose watches match and
+    /// who may read the node (XSA-115).
+    fn fire(&mut self, ch: &Change) {
+        let mut out: Vec<(ConnId, Vec<u8>)> = Vec::new();
+        for (cid, c) in self.conns.iter().enumerate() {
+            let Some(c) = c else { continue };
+            if c.watches.is_empty() {
+                continue;
+            }
+            let mut readable: Option<bool> = None;
+            for w in &c.watches {
+                let hit = if ch.exact {
+                    w.path == ch.path
+                } else {
+                    path::is_child(&ch.path, &w.path)
+                        && w.depth
+                            .is_none_or(|d| path::depth_below(&ch.path, &w.path) <= d as usize)
+                };
+                if !hit {
+                    continue;
+                }
+                let ok = *readable.get_or_insert_with(|| {
+                    let caller = self.caller(c);
+                    access(&self.domains, &caller, &ch.perms, ch.generation) & READ != 0
+                        || ch.old_perms.as_ref().is_some_and(|o| {
+                            access(&self.domains, &caller, o, ch.generation) & READ != 0
+                        })
+                });
+                if !ok {
+                    break;
+                }
+                let epath = if ch.exact { &w.path } else { &ch.path };
+                if let Some(ev) =
+                    event_msg(epath.as_bytes().get(w.strip..).unwrap_or(&[]), &w.token)
+                {
+                    out.push((cid, ev));
+                }
+            }
+        }
+        for (cid, ev) in out {
+            self.push(cid, ev, true);
+        }
+    }
+
+    /// Fires `@introduceDomain` (which = 0) or `@releaseDomain` (1) for `domid`.
+    fn fire_special(&mut self, which: usize, domid: u32) {
+        let name = if which == 0 {
+            INTRODUCE_DOMAIN
+        } else {
+            RELEASE_DOMAIN
+        };
+        let with_id = format!("{name}/{domid}");
+        let mut out: Vec<(ConnId, Vec<u8>)> = Vec::new();
+        for (cid, c) in self.conns.iter().enumerate() {
+            let Some(c) = c else { continue };
+            let caller = self.caller(c);
+            let allowed = caller.privileged
+                || access(&self.domains, &caller, &self.special_perms[which], u64::MAX) & READ != 0;
+            for w in c.watches.iter().filter(|w| w.path.starts_with('@')) {
+                let epath = if w.path == name {
+                    if w.depth == Some(1) {
+                        with_id.as_str()
+                    } else {
+                        name
+                    }
+                } else if which == 1 && w.path == with_id {
+                    with_id.as_str()
+                } else {
+                    continue;
+                };
+                if !allowed {
+                    continue;
+                }
+                if let Some(ev) = event_msg(epath.as_bytes(), &w.token) {
+                    out.push((cid, ev));
+                }
+            }
+        }
+        for (cid, ev) in out {
+            self.push(cid, ev, true);
+        }
+    }
+
+    /// Checks the store: tree invariants and that the per-owner accounting matches.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let owners = tree::check(&self.tree, self.generation)?;
+        for (d, u) in &self.usage {
+            if u.nodes != owners.get(d).copied().unwrap_or(0) as i64 {
+                return Err("node accounting out of step");
+            }
+        }
+        for (d, n) in &owners {
+            if self.usage.get(d).map_or(0, |u| u.nodes) != *n as i64 {
+                return Err("node accounting out of step");
+            }
+        }
+        Ok(())
+    }
+
+    /// Nodes currently owned by `domid`.
+    pub fn nodes_owned(&self, domid: u32) -> usize {
+        self.usage
+            .get(&domid)
+            .map_or(0, |u| u.nodes.max(0) as usize)
+    }
+
+    /// Total number of nodes in the store.
+    pub fn node_count(&self) -> usize {
+        self.usage.values().map(|u| u.nodes.max(0) as usize).sum()
+    }
+
+    fn control(&mut self, args: &[&[u8]], reply: &mut Vec<u8>) -> Result<(), Error> {
+        let (cmd, rest) = args.split_first().ok_or(Error::Inval)?;
+        let text = |reply: &mut Vec<u8>, s: &str| {
+            reply.extend_from_slice(s.as_bytes());
+            reply.push(0);
+        };
+        match (*cmd, rest) {
+            (b"check", []) => {
+                self.check().map_err(|_| Error::Io)?;
+                text(reply, "OK");
+            }
+            (b"log", [b"on"]) => {
+                self.logging = true;
+                text(reply, "OK");
+            }
+            (b"log", [b"off"]) => {
+                self.logging = false;
+                text(reply, "OK");
+            }
+            (b"print", [s]) => {
+                let line = String::from_utf8_lossy(s);
+                self.platform.log(&line);
+                text(reply, "OK");
+            }
+            (b"memreport", [] | [_]) => {
+                let mut s = String::new();
+                for (d, u) in &self.usage {
+                    s.push_str(&format!("domain {d}: {} nodes, {} bytes\n", u.nodes, u.bytes));
+                }
+                s.push_str(&format!("connections: {}\n", self.conns.iter().flatten().count()));
+                text(reply, &s);
+            }
+            (b"quota", []) => {
+                let q = self.cfg.quotas;
+                let mut s = String::from("Quota settings:\n");
+                for (name, v, what) in [
+                    ("nodes", q.nodes, "Nodes per domain"),
+                    ("watches", q.watches, "Watches per domain"),
+                    ("transactions", q.transactions, "Transactions per domain"),
+                    ("outstanding", q.outstanding, "Outstanding requests per domain"),
+                    ("transaction-nodes", q.transaction_nodes, "Max. number of accessed nodes per transaction"),
+                    ("memory", q.memory, "Total Xenstore memory per domain (error level)"),
+                    ("node-size", q.node_size, "Max. size of a node"),
+                    ("path-max", q.path_max, "Max. length of a node path"),
+                    ("permissions", q.permissions, "Max. number of permissions per node"),
+                ] {
+                    s.push_str(&format!("{name:<17}: {v:>8} {what}\n"));
+                }
+                text(reply, &s);
+            }
+            (b"quota", [b"set", name, v]) => {
+                let name = core::str::from_utf8(name).map_err(|_| Error::Inval)?;
+                let v = wire::parse_u32(v).ok_or(Error::Inval)?;
+                if !self.cfg.quotas.set(name, v) {
+                    return Err(Error::Inval);
+                }
+                text(reply, "OK");
+            }
+            (b"quota", [d]) => {
+                let d = wire::parse_u32(d).ok_or(Error::Inval)?;
+                let dom = self.domains.get(&d).ok_or(Error::Noent)?;
+                let u = self.usage.get(&d).copied().unwrap_or_default();
+                let conn = dom.conn.and_then(|c| self.conns.get(c)?.as_ref());
+                let (watches, txs, outstanding) =
+                    conn.map_or((0, 0, 0), |c| (c.watches.len(), c.txs.len(), c.out.iter().filter(|m| !m.event).count()));
+                let mut s = format!("Domain {d}:\n");
+                for (name, v) in [
+                    ("nodes", u.nodes),
+                    ("watches", watches as i64),
+                    ("transactions", txs as i64),
+                    ("outstanding", outstanding as i64),
+                    ("memory", u.bytes),
+                ] {
+                    s.push_str(&format!("{name:<16}: {v:>8}\n"));
+                }
+                text(reply, &s);
+            }
+            (b"quota-soft", []) => text(
+                reply,
+                &format!(
+                    "Quota settings:\n{:<17}: {:>8} Total Xenstore memory per domain (warning level)\n",
+                    "memory", self.cfg.soft_memory
+                ),
+            ),
+            (b"quota-soft", [b"set", b"memory", v]) => {
+                self.cfg.soft_memory = wire::parse_u32(v).ok_or(Error::Inval)?;
+                text(reply, "OK");
+            }
+            (b"help", []) => text(
+                reply,
+                "check\t\nlog\ton|off\nmemreport\t[<file>]\nprint\t<string>\n\
+                 quota\t[set <name> <val>|<domid>]\nquota-soft\t[set <name> <val>]\nhelp\t\n",
+            ),
+            _ => return Err(Error::Inval),
+        }
+        Ok(())
+    }
+}
+
+/// A WATCH_EVENT message, or None if its payload would exceed 4096 bytes (XSA-324).
+fn event_msg(epath: &[u8], token: &[u8]) -> Option<Vec<u8>> {
+    let len = epath.len() + token.len() + 2;
+    if len > PAYLOAD_MAX {
+        return None;
+    }
+    let mut m = Vec::with_capacity(HEADER_LEN + len);
+    Header {
+        ty: ty::WATCH_EVENT,
+        req_id: 0,
+        tx_id: 0,
+        len: len as u32,
+    }
+    .encode(&mut m);
+    m.extend_from_slice(epath);
+    m.push(0);
+    m.extend_from_slice(token);
+    m.push(0);
+    Some(m)
+}

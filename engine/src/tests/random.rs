@@ -1,0 +1,145 @@
+//! Property tests: random byte streams and random request sequences never panic and leave
+//! a consistent store (`check`).
+
+use super::*;
+use alloc::format;
+
+/// xorshift64*: a small seeded PRNG.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[self.below(v.len() as u64) as usize]
+    }
+}
+
+#[test]
+fn random_byte_streams() {
+    for seed in 1..40u64 {
+        let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut h = H::new();
+        let conns = [h.dom0(), h.guest(3), h.guest(4)];
+        for _ in 0..300 {
+            let c = *r.pick(&conns);
+            let mut bytes = Vec::new();
+            let len = r.below(64) as usize;
+            if r.below(3) == 0 {
+                // A plausible header with a random type and a small length.
+                let t = r.below(30) as u32;
+                let l = r.below(40) as u32;
+                bytes.extend(msg(t, 1, r.below(3) as u32, &[]));
+                bytes[12..16].copy_from_slice(&l.to_le_bytes());
+            }
+            for _ in 0..len {
+                bytes.push(*r.pick(b"/ab\0@0123xyz-_ T F"));
+            }
+            if h.e.feed(c, &bytes).is_err() {
+                h.e.reset_connection(c);
+            }
+            let mut sink = Vec::new();
+            h.e.output_all(c, &mut sink);
+        }
+        assert_eq!(h.e.check(), Ok(()), "seed {seed}");
+    }
+}
+
+#[test]
+fn random_request_sequences() {
+    for seed in 1..30u64 {
+        let mut r = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
+        let mut h = H::new();
+        let d = h.dom0();
+        let conns = [d, h.dom0(), h.guest(3), h.guest(4)];
+        for g in [3, 4] {
+            let home = format!("/local/domain/{g}");
+            assert_eq!(h.write(d, &home, b""), ok());
+            assert_eq!(
+                h.args(d, ty::SET_PERMS, &[&home, &format!("n{g}"), "r0"]),
+                ok()
+            );
+        }
+        let paths = [
+            "/a",
+            "/a/b",
+            "/a/b/c",
+            "/x/y",
+            "data",
+            "data/k",
+            "/local/domain/3/q",
+            "/local/domain/4/q/r",
+            "/",
+        ];
+        let mut txs: Vec<(ConnId, u32)> = Vec::new();
+        for step in 0..600 {
+            let c = *r.pick(&conns);
+            let p = *r.pick(&paths);
+            let tx = if r.below(3) == 0 {
+                txs.iter()
+                    .filter(|t| t.0 == c)
+                    .map(|t| t.1)
+                    .next()
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            let res = match r.below(12) {
+                0 | 1 => h.write(c, p, format!("v{step}").as_bytes()),
+                2 => h.call(c, ty::MKDIR, tx, &z(&[p.as_bytes()])),
+                3 => h.call(c, ty::RM, tx, &z(&[p.as_bytes()])),
+                4 => h.call(c, ty::READ, tx, &z(&[p.as_bytes()])),
+                5 => h.call(c, ty::DIRECTORY, tx, &z(&[p.as_bytes()])),
+                6 => h.call(c, ty::SET_PERMS, tx, &z(&[p.as_bytes(), b"b3", b"r4"])),
+                7 => h.args(c, ty::WATCH, &[p, "t"]),
+                8 => {
+                    let res = h.call(c, ty::TRANSACTION_START, 0, b"\0");
+                    if let Ok(id) = &res {
+                        let id = core::str::from_utf8(&id[..id.len() - 1])
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        txs.push((c, id));
+                    }
+                    res
+                }
+                9 => match txs.iter().position(|t| t.0 == c) {
+                    Some(i) => {
+                        let (_, id) = txs.remove(i);
+                        let arg: &[u8] = if r.below(4) == 0 { b"F\0" } else { b"T\0" };
+                        h.call(c, ty::TRANSACTION_END, id, arg)
+                    }
+                    None => ok(),
+                },
+                10 => h.call(c, ty::WRITE, tx, &z(&[p.as_bytes(), b"w"])),
+                _ => h.call(c, ty::GET_PERMS, tx, &z(&[p.as_bytes()])),
+            };
+            if let Err(e) = res {
+                assert!(
+                    [
+                        "ENOENT", "EACCES", "EINVAL", "EEXIST", "EAGAIN", "ENOSPC", "EPERM",
+                        "E2BIG"
+                    ]
+                    .contains(&e.as_str()),
+                    "seed {seed} step {step}: unexpected {e}"
+                );
+            }
+            let _ = h.events(c);
+            if step % 10 == 0 {
+                assert_eq!(h.e.check(), Ok(()), "seed {seed} step {step}");
+            }
+        }
+        for g in [3, 4] {
+            h.e.domain_gone(g);
+        }
+        assert_eq!(h.e.check(), Ok(()), "seed {seed}");
+        assert_eq!(h.e.nodes_owned(3) + h.e.nodes_owned(4), 0);
+    }
+}

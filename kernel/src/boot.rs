@@ -1,0 +1,126 @@
+//! The boot path after `_start` (boot/head.S): `ferrostore_start` brings the kernel up in
+//! order — start_info, console, shared_info, traps and callbacks, event channels, command
+//! line, memory, time, grant tables, scheduler — then runs the mode the command line asks
+//! for. Also the panic handler and the clean poweroff.
+
+use crate::cmdline::Options;
+use crate::hypercall::{self, ShutdownReason};
+use crate::{arch, console, demo, events, gnttab, mm, println, sched, start_info, time, traps};
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Kernel version shown in the banner.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// How long poweroff/panic wait for xenconsoled to drain the console ring.
+const CONSOLE_DRAIN_NS: u64 = 2_000_000_000;
+/// Upper bound on the yields of that wait.
+const CONSOLE_DRAIN_MAX_YIELDS: u32 = 1_000_000;
+
+/// Rust entry, called by `_start` on the kernel's own stack with the start_info VA.
+#[no_mangle]
+extern "C" fn ferrostore_start(start_info_va: usize) -> ! {
+    // SAFETY: `_start` passes the rsi Xen set at entry: the start_info page.
+    let si = match unsafe { start_info::init(start_info_va) } {
+        Ok(si) => si,
+        Err(_) => {
+            // No console without start_info: try Xen's (works on debug hypervisors only).
+            let _ = hypercall::console_io_write(b"ferrostore: invalid start_info, crashing\n");
+            traps::crash();
+        }
+    };
+    console::init(si);
+    println!("ferrostore {VERSION}: PV kernel booted");
+    if let Err(e) = arch::map_shared_info(si.shared_info_ma) {
+        panic!(
+            "mapping shared_info (MA {:#x}) failed: {e}",
+            si.shared_info_ma
+        );
+    }
+    traps::init();
+    events::init();
+    events::enable();
+    let opts = Options::parse(si.cmd_line());
+    console::set_level(opts.log_level);
+    crate::log_info!("command line \"{}\"", si.cmd_line());
+    crate::log_debug!(
+        "start_info at {start_info_va:#x}, shared_info mapped at {:#x}",
+        arch::shared_info_va()
+    );
+    if opts.unknown > 0 {
+        crate::log_warn!(
+            "{} unrecognised command-line word(s) in \"{}\"",
+            opts.unknown,
+            si.cmd_line()
+        );
+    }
+    let layout = mm::init(si);
+    if let Err(e) = arch::unmap_null_page() {
+        crate::log_warn!("could not unmap page 0 (null guard): {e}");
+    }
+    time::init();
+    let grants = match gnttab::init() {
+        Ok(g) => g,
+        Err(e) => panic!("grant table setup failed: {e}"),
+    };
+    sched::init();
+    if opts.panic {
+        panic!("deliberate panic requested by the 'panic' command-line option");
+    }
+    if opts.fault {
+        println!("fault: reading unmapped page 0");
+        let v = arch::read_null_page();
+        panic!("reading page 0 did not fault (read {v:#x})");
+    }
+    if opts.demo {
+        demo::run(si, &layout, &grants);
+        poweroff();
+    }
+    println!("ferrostore: no mode on the command line (expected 'demo'); powering off");
+    poweroff();
+}
+
+/// Waits (bounded) until xenconsoled has read everything written to the console. The yield
+/// count also bounds it, for a panic before shared_info (and so the clock) is mapped.
+fn drain_console() {
+    let deadline = time::now_ns() + CONSOLE_DRAIN_NS;
+    for _ in 0..CONSOLE_DRAIN_MAX_YIELDS {
+        if console::drained() || time::now_ns() >= deadline {
+            break;
+        }
+        hypercall::sched_yield();
+    }
+}
+
+/// Prints the final marker, lets the console drain and powers the domain off.
+pub fn poweroff() -> ! {
+    println!("ferrostore: poweroff");
+    drain_console();
+    loop {
+        if let Err(e) = hypercall::sched_shutdown(ShutdownReason::Poweroff) {
+            panic!("SCHEDOP_shutdown(poweroff) failed: {e}");
+        }
+    }
+}
+
+static PANICKING: AtomicBool = AtomicBool::new(false);
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    events::disable();
+    if PANICKING.swap(true, Ordering::SeqCst) {
+        console::emergency_write(b"PANIC while panicking\n");
+        traps::crash();
+    }
+    match info.location() {
+        Some(l) => console::emergency_fmt(format_args!(
+            "PANIC: {} at {}:{}:{}\n",
+            info.message(),
+            l.file(),
+            l.line(),
+            l.column()
+        )),
+        None => console::emergency_fmt(format_args!("PANIC: {}\n", info.message())),
+    }
+    drain_console();
+    traps::crash();
+}

@@ -1,0 +1,267 @@
+//! The PV console: a driver for the `xencons_interface` ring shared with xenconsoled (found via
+//! `start_info.console`), `print!`/`println!` and levelled log macros on top of it. Output turns
+//! `\n` into `\r\n`, notifies the backend over the console event channel, and waits (yielding
+//! the CPU to Xen) instead of dropping bytes when the 2 KiB ring is full.
+
+/// Log levels, most severe first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Error = 0,
+    Warn = 1,
+    Info = 2,
+    Debug = 3,
+}
+
+impl Level {
+    /// The tag printed in front of a log line.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Level::Error => "ERROR",
+            Level::Warn => "WARN",
+            Level::Info => "INFO",
+            Level::Debug => "DEBUG",
+        }
+    }
+
+    /// Parses `error`, `warn`, `info` or `debug`.
+    pub fn parse(s: &str) -> Option<Level> {
+        match s {
+            "error" => Some(Level::Error),
+            "warn" => Some(Level::Warn),
+            "info" => Some(Level::Info),
+            "debug" => Some(Level::Debug),
+            _ => None,
+        }
+    }
+}
+
+/// Bytes of the guest→backend ring.
+pub const OUT_RING_SIZE: u32 = 2048;
+
+/// How many bytes fit in the output ring given its indices (free-running u32 counters).
+pub fn out_space(cons: u32, prod: u32) -> u32 {
+    OUT_RING_SIZE.saturating_sub(prod.wrapping_sub(cons))
+}
+
+#[cfg(target_os = "none")]
+pub use kernel::*;
+
+#[cfg(target_os = "none")]
+mod kernel {
+    use super::{out_space, Level, OUT_RING_SIZE};
+    use crate::arch;
+    use crate::events::{self, Port};
+    use crate::hypercall;
+    use crate::start_info::StartInfo;
+    use crate::sync::IrqMutex;
+    use core::fmt::{self, Write};
+    use core::sync::atomic::{fence, AtomicU32, AtomicU8, Ordering};
+
+    /// `struct xencons_interface`.
+    #[repr(C)]
+    struct XenconsInterface {
+        input: [u8; 1024],
+        output: [u8; 2048],
+        in_cons: AtomicU32,
+        in_prod: AtomicU32,
+        out_cons: AtomicU32,
+        out_prod: AtomicU32,
+    }
+    const _: () = assert!(core::mem::size_of::<XenconsInterface>() == 3088);
+
+    struct Ring {
+        intf: *mut XenconsInterface,
+        port: Port,
+    }
+
+    // SAFETY: the ring page is only touched under the CONSOLE lock.
+    unsafe impl Send for Ring {}
+
+    impl Ring {
+        fn notify(&self) {
+            // Nothing useful can be done if the notification fails; the bytes stay in the ring.
+            let _ = events::send(self.port);
+        }
+
+        fn put(&mut self, bytes: &[u8]) {
+            // SAFETY: `intf` is the console ring page mapped in the start-of-day region.
+            let intf = unsafe { &mut *self.intf };
+            let mut prod = intf.out_prod.load(Ordering::Relaxed);
+            for &b in bytes {
+                loop {
+                    let cons = intf.out_cons.load(Ordering::Acquire);
+                    if out_space(cons, prod) > 0 {
+                        break;
+                    }
+                    // Ring full: publish, kick the backend and give it the CPU until it drains.
+                    FULL_WAITS.fetch_add(1, Ordering::Relaxed);
+                    fence(Ordering::SeqCst);
+                    intf.out_prod.store(prod, Ordering::Release);
+                    self.notify();
+                    hypercall::sched_yield();
+                }
+                let slot = (prod & (OUT_RING_SIZE - 1)) as usize;
+                // SAFETY: slot < 2048; plain byte store into the shared buffer.
+                unsafe { core::ptr::write_volatile(&mut intf.output[slot], b) };
+                prod = prod.wrapping_add(1);
+            }
+            fence(Ordering::SeqCst);
+            intf.out_prod.store(prod, Ordering::Release);
+        }
+    }
+
+    struct Writer<'a>(&'a mut Ring);
+
+    impl Write for Writer<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            for chunk in s.split_inclusive('\n') {
+                match chunk.strip_suffix('\n') {
+                    Some(line) => {
+                        self.0.put(line.as_bytes());
+                        self.0.put(b"\r\n");
+                    }
+                    None => self.0.put(chunk.as_bytes()),
+                }
+            }
+            Ok(())
+        }
+    }
+
+    static CONSOLE: IrqMutex<Option<Ring>> = IrqMutex::new(None);
+    static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+    static FULL_WAITS: AtomicU32 = AtomicU32::new(0);
+
+    /// How many times a writer found the output ring full and waited for the backend.
+    pub fn full_waits() -> u32 {
+        FULL_WAITS.load(Ordering::Relaxed)
+    }
+
+    /// Finds the console ring of `si` and starts using it.
+    pub fn init(si: &StartInfo) {
+        let va = arch::mfn_to_virt(si.console_mfn);
+        *CONSOLE.lock() = Some(Ring {
+            intf: va as *mut XenconsInterface,
+            port: si.console_evtchn,
+        });
+    }
+
+    /// Sets the most verbose level that is printed.
+    pub fn set_level(level: Level) {
+        LEVEL.store(level as u8, Ordering::Relaxed);
+    }
+
+    /// True when messages of `level` are printed.
+    pub fn enabled(level: Level) -> bool {
+        level as u8 <= LEVEL.load(Ordering::Relaxed)
+    }
+
+    /// Formats `args` onto the console and notifies the backend.
+    pub fn print_fmt(args: fmt::Arguments<'_>) {
+        let mut guard = CONSOLE.lock();
+        if let Some(ring) = guard.as_mut() {
+            // Writer never fails.
+            let _ = Writer(ring).write_fmt(args);
+            ring.notify();
+        }
+    }
+
+    /// True when the backend has consumed every byte written (or there is no console).
+    pub fn drained() -> bool {
+        match CONSOLE.try_lock() {
+            Some(guard) => guard.as_ref().is_none_or(|ring| {
+                // SAFETY: `intf` is the console ring page mapped in the start-of-day region.
+                let intf = unsafe { &*ring.intf };
+                intf.out_cons.load(Ordering::Acquire) == intf.out_prod.load(Ordering::Acquire)
+            }),
+            None => false,
+        }
+    }
+
+    /// Output for the panic and fault paths: skips the lock if it is held (re-entry).
+    pub fn emergency_write(bytes: &[u8]) {
+        if let Some(mut guard) = CONSOLE.try_lock() {
+            if let Some(ring) = guard.as_mut() {
+                for line in bytes.split_inclusive(|&b| b == b'\n') {
+                    match line.strip_suffix(b"\n") {
+                        Some(l) => {
+                            ring.put(l);
+                            ring.put(b"\r\n");
+                        }
+                        None => ring.put(line),
+                    }
+                }
+                ring.notify();
+            }
+        }
+    }
+
+    /// Formats for the panic path: like [`print_fmt`] but never re-enters the lock.
+    pub fn emergency_fmt(args: fmt::Arguments<'_>) {
+        if let Some(mut guard) = CONSOLE.try_lock() {
+            if let Some(ring) = guard.as_mut() {
+                let _ = Writer(ring).write_fmt(args);
+                ring.notify();
+            }
+        }
+    }
+}
+
+/// Prints to the PV console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::console::print_fmt(format_args!($($arg)*)) };
+}
+
+/// Prints a line to the PV console.
+#[macro_export]
+macro_rules! println {
+    () => { $crate::console::print_fmt(format_args!("\n")) };
+    ($($arg:tt)*) => {
+        $crate::console::print_fmt(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Logs a line at `level` (`[LEVEL] message`) if that level is enabled.
+#[macro_export]
+macro_rules! log {
+    ($level:expr, $($arg:tt)*) => {
+        if $crate::console::enabled($level) {
+            $crate::console::print_fmt(format_args!(
+                "[{}] {}\n", $level.tag(), format_args!($($arg)*)
+            ))
+        }
+    };
+}
+
+/// Logs at error level.
+#[macro_export]
+macro_rules! log_error { ($($arg:tt)*) => { $crate::log!($crate::console::Level::Error, $($arg)*) }; }
+/// Logs at warning level.
+#[macro_export]
+macro_rules! log_warn { ($($arg:tt)*) => { $crate::log!($crate::console::Level::Warn, $($arg)*) }; }
+/// Logs at info level.
+#[macro_export]
+macro_rules! log_info { ($($arg:tt)*) => { $crate::log!($crate::console::Level::Info, $($arg)*) }; }
+/// Logs at debug level.
+#[macro_export]
+macro_rules! log_debug { ($($arg:tt)*) => { $crate::log!($crate::console::Level::Debug, $($arg)*) }; }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_space_follows_free_running_indices() {
+        assert_eq!(out_space(0, 0), 2048);
+        assert_eq!(out_space(10, 2058), 0);
+        assert_eq!(out_space(u32::MAX - 5, 10), 2048 - 16);
+    }
+
+    #[test]
+    fn levels_parse_and_order() {
+        assert_eq!(Level::parse("debug"), Some(Level::Debug));
+        assert_eq!(Level::parse("loud"), None);
+        assert!(Level::Error < Level::Info);
+        assert_eq!(Level::Warn.tag(), "WARN");
+    }
+}

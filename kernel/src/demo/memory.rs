@@ -1,0 +1,257 @@
+//! Memory demo: heap statistics, 100,000 heap allocations and frees with the statistics back
+//! to their baseline, the frame pool (with one frame mapped a second time at a VA of the
+//! `map_frame` area), a grant self-map round trip (grant one of our own frames to ourselves,
+//! map the grant in the grant-map area, write through one mapping and read through the other,
+//! both ways, then unmap and revoke), and 1000 grant mappings held at once.
+//!
+//! Markers (one per line; `<n>`/`<x>` are numbers that vary, everything else is exact):
+//! - `heap: baseline <HeapStats>`
+//! - `heap: 100,000 heap alloc/free, stats back to baseline`
+//! - `frames: frame <x> aliased at <x>, round trip ok, alias unmapped`
+//! - `frames: 16 frames allocated and freed, pool back to <n>`
+//! - `grant: own domid <n>`
+//! - `grant: granted frame <x> as ref <n>, mapped at <x>`
+//! - `grant: revoke while mapped refused (still in use)`
+//! - `grant: self-map round trip ok`
+//! - `grant: unmapped and revoked`
+//! - `grant: 1000 grants of one frame mapped at once (last at <x>), all read it, all unmapped and revoked`
+//! - `memory: demo ok`
+//!
+//! Failures print a line starting `memory: FAILED` and the demo stops there.
+
+use crate::gnttab::{self, GrantError};
+use crate::hypercall::{self, EvtchnStatus, DOMID_SELF};
+use crate::mm::paging::{layout, PAGE_SIZE};
+use crate::{events, gntmap, mm, println};
+use alloc::vec::Vec;
+
+/// Allocations (each freed again) in the heap round.
+pub const HEAP_ROUNDS: u64 = 100_000;
+/// Blocks kept alive at once during the heap round (so frees interleave with allocations).
+const LIVE_WINDOW: usize = 64;
+/// Grants mapped at the same time in the scale check (two L1 tables of the grant-map area).
+const MANY_MAPS: usize = 1000;
+/// Frames taken from and returned to the pool (fits the pool of a 4 MiB domain).
+const FRAME_ROUNDS: usize = 16;
+
+/// Runs the demo; prints `memory: demo ok` on success.
+pub fn run() {
+    if heap_round().is_ok() && frame_round().is_ok() && grant_self_map().is_ok() {
+        println!("memory: demo ok");
+    }
+}
+
+/// A failed step; its `memory: FAILED: ...` line was printed already.
+struct Failed;
+
+fn fail(what: &str, detail: impl core::fmt::Display) -> Failed {
+    println!("memory: FAILED: {what}: {detail}");
+    Failed
+}
+
+fn heap_round() -> Result<(), Failed> {
+    let base = mm::heap_stats();
+    println!("heap: baseline {base}");
+    let mut window: [Option<Vec<u8>>; LIVE_WINDOW] = [const { None }; LIVE_WINDOW];
+    let mut seed: u32 = 0x2545_f491;
+    for i in 0..HEAP_ROUNDS {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let size = 1 + (seed % 2048) as usize;
+        let mut block = Vec::with_capacity(size);
+        block.push(i as u8);
+        window[i as usize % LIVE_WINDOW] = Some(block);
+    }
+    window.iter_mut().for_each(|b| *b = None);
+    let after = mm::heap_stats();
+    if after.used != base.used || after.live != base.live {
+        return Err(fail("heap stats did not return to the baseline", after));
+    }
+    if after.allocs - base.allocs != HEAP_ROUNDS || after.frees - base.frees != HEAP_ROUNDS {
+        return Err(fail(
+            "heap counted a different number of allocations",
+            after,
+        ));
+    }
+    println!("heap: 100,000 heap alloc/free, stats back to baseline");
+    Ok(())
+}
+
+fn frame_round() -> Result<(), Failed> {
+    let pfn = mm::alloc_frame().map_err(|e| fail("alloc_frame", e))?;
+    let aliased = alias_round(pfn);
+    mm::free_frame(pfn);
+    aliased?;
+    // Counted after the alias round: its page tables stay (they serve every later alias).
+    let before = mm::free_frames();
+    let mut taken = [0u64; FRAME_ROUNDS];
+    for slot in taken.iter_mut() {
+        *slot = mm::alloc_frame().map_err(|e| fail("alloc_frame", e))?;
+    }
+    for &pfn in taken.iter() {
+        mm::free_frame(pfn);
+    }
+    let after = mm::free_frames();
+    if after != before {
+        return Err(fail("frame pool did not return to its size", after));
+    }
+    println!("frames: {FRAME_ROUNDS} frames allocated and freed, pool back to {before}");
+    Ok(())
+}
+
+/// Maps `pfn` a second time at the start of the `map_frame` area, checks both mappings see
+/// the same memory, and unmaps the alias.
+fn alias_round(pfn: u64) -> Result<(), Failed> {
+    let mfn = mm::pfn_to_mfn(pfn);
+    let alias = layout::MAP_BASE;
+    // SAFETY: the map_frame area is reserved for such mappings and nothing uses this page;
+    // the frame is ours (fresh from the pool).
+    unsafe { mm::map_frame(alias, mfn, true) }.map_err(|e| fail("map_frame", e))?;
+    let ok = round_trip(mm::pfn_to_va(pfn) as *mut u64, alias as *mut u64);
+    // SAFETY: the alias is not used after this point.
+    unsafe { mm::unmap_frame(alias) }.map_err(|e| fail("unmap_frame", e))?;
+    if !ok {
+        return Err(fail(
+            "alias round trip",
+            "data differs between the two mappings",
+        ));
+    }
+    if mm::lookup(alias).is_some() {
+        return Err(fail("unmap_frame", "the alias is still mapped"));
+    }
+    println!("frames: frame {mfn:#x} aliased at {alias:#x}, round trip ok, alias unmapped");
+    Ok(())
+}
+
+/// Our own domain id: the remote end Xen records for an unbound port allocated with
+/// `remote_dom = DOMID_SELF` (Xen substitutes the caller's id; `EVTCHNOP_status` reports it).
+fn own_domid() -> Result<u16, Failed> {
+    let port = events::alloc_unbound(DOMID_SELF).map_err(|e| fail("EVTCHNOP_alloc_unbound", e))?;
+    let mut st = EvtchnStatus {
+        dom: DOMID_SELF,
+        port,
+        ..Default::default()
+    };
+    let status = hypercall::event_channel_op(&mut st);
+    let closed = events::close(port);
+    status.map_err(|e| fail("EVTCHNOP_status", e))?;
+    closed.map_err(|e| fail("EVTCHNOP_close", e))?;
+    if st.status != EVTCHNSTAT_UNBOUND {
+        return Err(fail("EVTCHNOP_status", "the new port is not unbound"));
+    }
+    Ok(st.u[0] as u16)
+}
+
+/// `EVTCHNSTAT_unbound`.
+const EVTCHNSTAT_UNBOUND: u32 = 1;
+
+fn grant_self_map() -> Result<(), Failed> {
+    let domid = own_domid()?;
+    println!("grant: own domid {domid}");
+    let pfn = mm::alloc_frame().map_err(|e| fail("alloc_frame", e))?;
+    let result = grant_round(domid, pfn).and_then(|()| many_maps(domid, pfn));
+    mm::free_frame(pfn);
+    result
+}
+
+/// Grants `pfn` read-only under [`MANY_MAPS`] refs and maps them all at once (as the stub maps
+/// every guest's ring), checks each mapping reads the frame, then unmaps and revokes them all.
+fn many_maps(domid: u16, pfn: u64) -> Result<(), Failed> {
+    const STAMP: u64 = 0x0066_6572_726f_7374;
+    let mfn = mm::pfn_to_mfn(pfn);
+    let (maps_before, refs_before) = (gntmap::mapped_count(), gnttab::free_refs());
+    // SAFETY: our own frame, mapped RW in the 1:1 map; no grant of it is mapped right now.
+    unsafe { (mm::pfn_to_va(pfn) as *mut u64).write_volatile(STAMP) };
+    let mut refs = Vec::with_capacity(MANY_MAPS);
+    let mut maps = Vec::with_capacity(MANY_MAPS);
+    let mapped = (0..MANY_MAPS).try_for_each(|_| {
+        let gref = gnttab::grant_access(domid, mfn, true)?;
+        refs.push(gref);
+        maps.push(gntmap::map(domid, gref, false)?);
+        Ok::<(), GrantError>(())
+    });
+    // SAFETY: each mapping is a read-only view of the stamped frame, live while `maps` is.
+    let all_read = maps
+        .iter()
+        .all(|m| unsafe { (m.as_ptr() as *const u64).read_volatile() } == STAMP);
+    let last_va = maps.last().map_or(0, |m| m.va());
+    let unmapped = maps.drain(..).try_for_each(|m| m.unmap());
+    let revoked = refs.drain(..).try_for_each(gnttab::end_access);
+    mapped.map_err(|e| fail("mapping many grants", e))?;
+    unmapped.map_err(|e| fail("GNTTABOP_unmap_grant_ref", e))?;
+    revoked.map_err(|e| fail("end_access", e))?;
+    if !all_read {
+        return Err(fail(
+            "many grant mappings",
+            "a mapping did not show the frame",
+        ));
+    }
+    if (gntmap::mapped_count(), gnttab::free_refs()) != (maps_before, refs_before) {
+        return Err(fail(
+            "grant accounting",
+            "mappings or free refs did not return",
+        ));
+    }
+    println!(
+        "grant: {MANY_MAPS} grants of one frame mapped at once (last at {last_va:#x}), all read it, all unmapped and revoked"
+    );
+    Ok(())
+}
+
+fn grant_round(domid: u16, pfn: u64) -> Result<(), Failed> {
+    let (maps_before, refs_before) = (gntmap::mapped_count(), gnttab::free_refs());
+    let mfn = mm::pfn_to_mfn(pfn);
+    let gref = gnttab::grant_access(domid, mfn, false).map_err(|e| fail("grant_access", e))?;
+    let map = match gntmap::map(domid, gref, true) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = gnttab::end_access(gref);
+            return Err(fail("GNTTABOP_map_grant_ref", e));
+        }
+    };
+    println!(
+        "grant: granted frame {mfn:#x} as ref {gref}, mapped at {:#x}",
+        map.va()
+    );
+    let round_trip_ok = round_trip(mm::pfn_to_va(pfn) as *mut u64, map.as_ptr() as *mut u64);
+    let early_revoke = gnttab::end_access(gref);
+    let unmapped = map.unmap();
+    let revoked = gnttab::end_access(gref);
+    if early_revoke != Err(GrantError::StillInUse(gref)) {
+        return Err(fail("revoking a mapped grant", "was not refused"));
+    }
+    println!("grant: revoke while mapped refused (still in use)");
+    if !round_trip_ok {
+        return Err(fail(
+            "self-map round trip",
+            "data differs between the two mappings",
+        ));
+    }
+    println!("grant: self-map round trip ok");
+    unmapped.map_err(|e| fail("GNTTABOP_unmap_grant_ref", e))?;
+    revoked.map_err(|e| fail("end_access", e))?;
+    if (gntmap::mapped_count(), gnttab::free_refs()) != (maps_before, refs_before) {
+        return Err(fail(
+            "grant accounting",
+            "mappings or free refs did not return",
+        ));
+    }
+    println!("grant: unmapped and revoked");
+    Ok(())
+}
+
+/// Writes a pattern through `a` and checks it through `b`, then the other way round.
+fn round_trip(a: *mut u64, b: *mut u64) -> bool {
+    let words = PAGE_SIZE / 8;
+    let pattern = |i: usize| 0x6772_616e_7400_0000 | i as u64;
+    // SAFETY: callers pass two RW mappings of one of our frames (4096 bytes each) that stay
+    // mapped during the call; they alias, so every access is volatile.
+    unsafe {
+        (0..words).for_each(|i| a.add(i).write_volatile(pattern(i)));
+        let via_b = (0..words).all(|i| b.add(i).read_volatile() == pattern(i));
+        (0..words).for_each(|i| b.add(i).write_volatile(!pattern(i)));
+        let via_a = (0..words).all(|i| a.add(i).read_volatile() == !pattern(i));
+        via_b && via_a
+    }
+}

@@ -1,0 +1,147 @@
+//! Mapping other domains' grants into the reserved grant-map area (`layout::GNTMAP_BASE`, one
+//! page per slot, 32768 slots = the stub domain's maptrack limit). Slots come lowest first
+//! from a bitmap, so the L1 tables (built on demand, one per 512 slots) stay few. A
+//! [`GrantMap`] unmaps itself when dropped; [`GrantMap::unmap`] reports the result instead.
+
+use crate::gnttab::{check, GrantError, GrantRef};
+use crate::hypercall::{gntmap_flags, grant_table_op, GnttabMapGrantRef, GnttabUnmapGrantRef};
+use crate::mm::bitmap::{words_for, Bitmap};
+use crate::mm::paging::{gntmap_slot_va, gntmap_va_slot, layout};
+use crate::sync::IrqMutex;
+use alloc::vec;
+use alloc::vec::Vec;
+
+static SLOTS: IrqMutex<Option<Bitmap<Vec<u64>>>> = IrqMutex::new(None);
+
+fn alloc_slot() -> Result<usize, GrantError> {
+    let mut guard = SLOTS.lock();
+    let slots = guard.get_or_insert_with(|| {
+        let mut b = Bitmap::new_all_used(
+            vec![0; words_for(layout::GNTMAP_SLOTS)],
+            layout::GNTMAP_SLOTS,
+        );
+        // The range is exactly the bitmap's length, which cannot fail.
+        let _ = b.free_range(0, layout::GNTMAP_SLOTS);
+        b
+    });
+    slots.alloc().ok_or(GrantError::NoMapSlot)
+}
+
+fn free_slot(slot: usize) {
+    if let Some(slots) = SLOTS.lock().as_mut() {
+        if let Err(e) = slots.free(slot) {
+            panic!("gntmap: freeing slot {slot}: {e:?}");
+        }
+    }
+}
+
+/// Slots of the grant-map area in use.
+pub fn mapped_count() -> usize {
+    SLOTS
+        .lock()
+        .as_ref()
+        .map_or(0, |s| s.len() - s.free_count())
+}
+
+/// A foreign grant mapped at a page of the grant-map area.
+pub struct GrantMap {
+    va: usize,
+    handle: u32,
+    domid: u16,
+    gref: GrantRef,
+    unmapped: bool,
+}
+
+/// Maps grant `gref` of domain `domid` (writable or read-only) at a free slot.
+pub fn map(domid: u16, gref: GrantRef, writable: bool) -> Result<GrantMap, GrantError> {
+    let slot = alloc_slot()?;
+    let va = gntmap_slot_va(slot);
+    if let Err(e) = crate::mm::ensure_l1(va) {
+        free_slot(slot);
+        return Err(GrantError::Memory(e));
+    }
+    let mut op = [GnttabMapGrantRef {
+        host_addr: va as u64,
+        flags: gntmap_flags::HOST_MAP | if writable { 0 } else { gntmap_flags::READONLY },
+        gref,
+        dom: domid,
+        ..Default::default()
+    }];
+    // SAFETY: `va` is a free slot of the reserved area (no Rust object lives there) and its
+    // L1 table exists.
+    let ret = unsafe { grant_table_op(&mut op) };
+    if let Err(e) = check("GNTTABOP_map_grant_ref", ret, op[0].status) {
+        free_slot(slot);
+        return Err(e);
+    }
+    Ok(GrantMap {
+        va,
+        handle: op[0].handle,
+        domid,
+        gref,
+        unmapped: false,
+    })
+}
+
+impl GrantMap {
+    /// VA of the mapped page.
+    pub fn va(&self) -> usize {
+        self.va
+    }
+
+    /// The mapped page as a pointer (4096 bytes; the peer may change it at any time, so read
+    /// it with volatile or atomic accesses).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.va as *mut u8
+    }
+
+    /// The granting domain.
+    pub fn domid(&self) -> u16 {
+        self.domid
+    }
+
+    /// The grant ref mapped.
+    pub fn gref(&self) -> GrantRef {
+        self.gref
+    }
+
+    fn do_unmap(&mut self) -> Result<(), GrantError> {
+        let mut op = [GnttabUnmapGrantRef {
+            host_addr: self.va as u64,
+            handle: self.handle,
+            ..Default::default()
+        }];
+        // SAFETY: unmaps our own mapping of the slot; the `GrantMap` is being consumed, so
+        // nothing reaches the page through it afterwards.
+        let ret = unsafe { grant_table_op(&mut op) };
+        check("GNTTABOP_unmap_grant_ref", ret, op[0].status)?;
+        self.unmapped = true;
+        if let Some(slot) = gntmap_va_slot(self.va) {
+            free_slot(slot);
+        }
+        Ok(())
+    }
+
+    /// Unmaps the grant and frees its slot. On failure the slot stays reserved (its VA may
+    /// still map the peer's page) and the error says why.
+    pub fn unmap(mut self) -> Result<(), GrantError> {
+        let r = self.do_unmap();
+        self.unmapped = true;
+        r
+    }
+}
+
+impl Drop for GrantMap {
+    fn drop(&mut self) {
+        if !self.unmapped {
+            if let Err(e) = self.do_unmap() {
+                crate::println!(
+                    "gntmap: unmapping dom{} ref {} at {:#x}: {e}",
+                    self.domid,
+                    self.gref,
+                    self.va
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,1060 @@
+//! The typed hypercall layer: Xen 4.17 hypercall numbers, the ABI structs they take (layouts
+//! checked at compile time), and one safe-as-possible wrapper per hypercall the kernel and the
+//! xenstore stub use. Calls go through the hypercall page Xen filled in (`boot/head.S`); every
+//! argument register is treated as clobbered (debug Xen poisons them).
+
+use core::fmt;
+use core::mem::size_of;
+
+/// Hypercall numbers (`__HYPERVISOR_*`).
+pub mod nr {
+    pub const SET_TRAP_TABLE: usize = 0;
+    pub const MMU_UPDATE: usize = 1;
+    pub const STACK_SWITCH: usize = 3;
+    pub const SET_CALLBACKS: usize = 4;
+    pub const FPU_TASKSWITCH: usize = 5;
+    pub const MEMORY_OP: usize = 12;
+    pub const MULTICALL: usize = 13;
+    pub const UPDATE_VA_MAPPING: usize = 14;
+    pub const SET_TIMER_OP: usize = 15;
+    pub const XEN_VERSION: usize = 17;
+    pub const CONSOLE_IO: usize = 18;
+    pub const GRANT_TABLE_OP: usize = 20;
+    pub const VM_ASSIST: usize = 21;
+    pub const IRET: usize = 23;
+    pub const VCPU_OP: usize = 24;
+    pub const SET_SEGMENT_BASE: usize = 25;
+    pub const MMUEXT_OP: usize = 26;
+    pub const SCHED_OP: usize = 29;
+    pub const CALLBACK_OP: usize = 30;
+    pub const EVENT_CHANNEL_OP: usize = 32;
+    pub const DOMCTL: usize = 36;
+}
+
+/// `DOMID_SELF`.
+pub const DOMID_SELF: u16 = 0x7ff0;
+/// Flat kernel code selector for 64-bit PV guests.
+pub const FLAT_KERNEL_CS: u16 = 0xe033;
+
+/// A failed hypercall: the positive Xen errno.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    pub const EPERM: Errno = Errno(1);
+    pub const ENOENT: Errno = Errno(2);
+    pub const ESRCH: Errno = Errno(3);
+    pub const EINTR: Errno = Errno(4);
+    pub const EIO: Errno = Errno(5);
+    pub const E2BIG: Errno = Errno(7);
+    pub const EBADF: Errno = Errno(9);
+    pub const EAGAIN: Errno = Errno(11);
+    pub const ENOMEM: Errno = Errno(12);
+    pub const EACCES: Errno = Errno(13);
+    pub const EFAULT: Errno = Errno(14);
+    pub const EBUSY: Errno = Errno(16);
+    pub const EEXIST: Errno = Errno(17);
+    pub const ENODEV: Errno = Errno(19);
+    pub const EINVAL: Errno = Errno(22);
+    pub const ENOSPC: Errno = Errno(28);
+    pub const ENOSYS: Errno = Errno(38);
+    pub const ETIME: Errno = Errno(62);
+
+    /// The errno's symbolic name, or "E?" when unknown.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            1 => "EPERM",
+            2 => "ENOENT",
+            3 => "ESRCH",
+            4 => "EINTR",
+            5 => "EIO",
+            7 => "E2BIG",
+            9 => "EBADF",
+            11 => "EAGAIN",
+            12 => "ENOMEM",
+            13 => "EACCES",
+            14 => "EFAULT",
+            16 => "EBUSY",
+            17 => "EEXIST",
+            19 => "ENODEV",
+            22 => "EINVAL",
+            28 => "ENOSPC",
+            38 => "ENOSYS",
+            62 => "ETIME",
+            _ => "E?",
+        }
+    }
+
+    /// Converts a raw hypercall return value: negative is an error, the rest is returned.
+    pub fn check(ret: isize) -> Result<usize, Errno> {
+        if ret < 0 {
+            Err(Errno(ret.unsigned_abs() as i32))
+        } else {
+            Ok(ret as usize)
+        }
+    }
+}
+
+impl fmt::Debug for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({})", self.name(), self.0)
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Xen error -{} ({})", self.0, self.name())
+    }
+}
+
+/// Checks a struct's size against the C ABI at compile time.
+macro_rules! abi_size {
+    ($t:ty, $n:expr) => {
+        const _: () = assert!(size_of::<$t>() == $n);
+    };
+}
+
+// ----- traps and callbacks ---------------------------------------------------------------------
+
+/// `struct trap_info`: one trap-table entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrapInfo {
+    pub vector: u8,
+    /// Bits 0-1: DPL for software `int n`; bit 2: mask events on entry.
+    pub flags: u8,
+    pub cs: u16,
+    pub address: u64,
+}
+abi_size!(TrapInfo, 16);
+
+/// `TrapInfo::flags` bit: mask event delivery on entry (interrupt-gate semantics).
+pub const TI_MASK_EVENTS: u8 = 4;
+
+/// `CALLBACKOP_register`.
+pub const CALLBACKOP_REGISTER: u32 = 0;
+/// Callback types.
+pub const CALLBACKTYPE_EVENT: u16 = 0;
+pub const CALLBACKTYPE_FAILSAFE: u16 = 1;
+pub const CALLBACKTYPE_SYSCALL: u16 = 2;
+pub const CALLBACKTYPE_NMI: u16 = 4;
+/// `CALLBACKF_mask_events`.
+pub const CALLBACKF_MASK_EVENTS: u16 = 1;
+
+/// `struct callback_register`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CallbackRegister {
+    pub kind: u16,
+    pub flags: u16,
+    pub address: u64,
+}
+abi_size!(CallbackRegister, 16);
+
+// ----- MMU -------------------------------------------------------------------------------------
+
+/// `struct mmu_update`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MmuUpdate {
+    /// Machine address of the PTE (low 2 bits: command).
+    pub ptr: u64,
+    pub val: u64,
+}
+abi_size!(MmuUpdate, 16);
+
+/// `mmu_update` commands (low bits of `ptr`).
+pub const MMU_NORMAL_PT_UPDATE: u64 = 0;
+pub const MMU_MACHPHYS_UPDATE: u64 = 1;
+pub const MMU_PT_UPDATE_PRESERVE_AD: u64 = 2;
+
+/// `update_va_mapping` flags.
+pub const UVMF_NONE: u64 = 0;
+pub const UVMF_TLB_FLUSH: u64 = 1;
+pub const UVMF_INVLPG: u64 = 2;
+pub const UVMF_ALL: u64 = 4;
+
+/// `struct mmuext_op`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MmuextOp {
+    pub cmd: u32,
+    /// MFN or linear address.
+    pub arg1: u64,
+    /// nr_ents, vcpumask pointer or source MFN.
+    pub arg2: u64,
+}
+abi_size!(MmuextOp, 24);
+
+/// `mmuext_op` commands.
+pub mod mmuext {
+    pub const PIN_L1_TABLE: u32 = 0;
+    pub const PIN_L2_TABLE: u32 = 1;
+    pub const PIN_L3_TABLE: u32 = 2;
+    pub const PIN_L4_TABLE: u32 = 3;
+    pub const UNPIN_TABLE: u32 = 4;
+    pub const NEW_BASEPTR: u32 = 5;
+    pub const TLB_FLUSH_LOCAL: u32 = 6;
+    pub const INVLPG_LOCAL: u32 = 7;
+    pub const TLB_FLUSH_ALL: u32 = 10;
+    pub const INVLPG_ALL: u32 = 11;
+    pub const CLEAR_PAGE: u32 = 16;
+    pub const COPY_PAGE: u32 = 17;
+}
+
+// ----- memory_op -------------------------------------------------------------------------------
+
+/// `memory_op` commands.
+pub mod memop {
+    pub const INCREASE_RESERVATION: u32 = 0;
+    pub const DECREASE_RESERVATION: u32 = 1;
+    pub const MAXIMUM_RAM_PAGE: u32 = 2;
+    pub const CURRENT_RESERVATION: u32 = 3;
+    pub const MAXIMUM_RESERVATION: u32 = 4;
+    pub const POPULATE_PHYSMAP: u32 = 6;
+    pub const MEMORY_MAP: u32 = 9;
+    pub const MAXIMUM_GPFN: u32 = 14;
+}
+
+/// `struct xen_memory_reservation`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryReservation {
+    /// Guest handle: array of PFNs/MFNs.
+    pub extent_start: *mut u64,
+    pub nr_extents: u64,
+    pub extent_order: u32,
+    pub mem_flags: u32,
+    pub domid: u16,
+}
+abi_size!(MemoryReservation, 32);
+
+/// `struct xen_memory_domain`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryDomain {
+    pub domid: u16,
+}
+
+// ----- xen_version -----------------------------------------------------------------------------
+
+/// `xen_version` commands.
+pub mod xenver {
+    pub const VERSION: u32 = 0;
+    pub const EXTRAVERSION: u32 = 1;
+    pub const CAPABILITIES: u32 = 3;
+    pub const GET_FEATURES: u32 = 6;
+    pub const PAGESIZE: u32 = 7;
+}
+
+/// `struct xen_feature_info`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FeatureInfo {
+    pub submap_idx: u32,
+    pub submap: u32,
+}
+abi_size!(FeatureInfo, 8);
+
+// ----- console_io ------------------------------------------------------------------------------
+
+pub const CONSOLEIO_WRITE: u32 = 0;
+pub const CONSOLEIO_READ: u32 = 1;
+
+// ----- grant tables ----------------------------------------------------------------------------
+
+/// A grant-table operation struct: knows its `GNTTABOP_*` command.
+pub trait GnttabOp {
+    const CMD: u32;
+}
+
+/// `struct gnttab_map_grant_ref`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GnttabMapGrantRef {
+    pub host_addr: u64,
+    pub flags: u32,
+    pub gref: u32,
+    pub dom: u16,
+    pub status: i16,
+    pub handle: u32,
+    pub dev_bus_addr: u64,
+}
+abi_size!(GnttabMapGrantRef, 32);
+impl GnttabOp for GnttabMapGrantRef {
+    const CMD: u32 = 0;
+}
+
+/// `struct gnttab_unmap_grant_ref`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GnttabUnmapGrantRef {
+    pub host_addr: u64,
+    pub dev_bus_addr: u64,
+    pub handle: u32,
+    pub status: i16,
+}
+abi_size!(GnttabUnmapGrantRef, 24);
+impl GnttabOp for GnttabUnmapGrantRef {
+    const CMD: u32 = 1;
+}
+
+/// `struct gnttab_setup_table`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct GnttabSetupTable {
+    pub dom: u16,
+    pub nr_frames: u32,
+    pub status: i16,
+    /// Guest handle: array of `nr_frames` u64 MFNs (filled by Xen).
+    pub frame_list: *mut u64,
+}
+abi_size!(GnttabSetupTable, 24);
+impl GnttabOp for GnttabSetupTable {
+    const CMD: u32 = 2;
+}
+
+/// One side of a `gnttab_copy`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GnttabCopyPtr {
+    /// Grant ref (with the matching flag) or GMFN.
+    pub u: u64,
+    pub domid: u16,
+    pub offset: u16,
+}
+abi_size!(GnttabCopyPtr, 16);
+
+/// `struct gnttab_copy`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GnttabCopy {
+    pub source: GnttabCopyPtr,
+    pub dest: GnttabCopyPtr,
+    pub len: u16,
+    pub flags: u16,
+    pub status: i16,
+}
+abi_size!(GnttabCopy, 40);
+impl GnttabOp for GnttabCopy {
+    const CMD: u32 = 5;
+}
+
+/// `struct gnttab_query_size`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GnttabQuerySize {
+    pub dom: u16,
+    pub nr_frames: u32,
+    pub max_nr_frames: u32,
+    pub status: i16,
+}
+abi_size!(GnttabQuerySize, 16);
+impl GnttabOp for GnttabQuerySize {
+    const CMD: u32 = 6;
+}
+
+/// `struct gnttab_set_version`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GnttabSetVersion {
+    pub version: u32,
+}
+abi_size!(GnttabSetVersion, 4);
+impl GnttabOp for GnttabSetVersion {
+    const CMD: u32 = 8;
+}
+
+/// Grant map flags (`GNTMAP_*`).
+pub mod gntmap_flags {
+    pub const DEVICE_MAP: u32 = 1 << 0;
+    pub const HOST_MAP: u32 = 1 << 1;
+    pub const READONLY: u32 = 1 << 2;
+    pub const APPLICATION_MAP: u32 = 1 << 3;
+    pub const CONTAINS_PTE: u32 = 1 << 4;
+}
+
+/// Grant entry flags (`GTF_*`).
+pub mod gtf {
+    pub const INVALID: u16 = 0;
+    pub const PERMIT_ACCESS: u16 = 1;
+    pub const READONLY: u16 = 1 << 2;
+    pub const READING: u16 = 1 << 3;
+    pub const WRITING: u16 = 1 << 4;
+}
+
+/// `GNTST_*` status codes.
+pub mod gntst {
+    pub const OKAY: i16 = 0;
+    pub const GENERAL_ERROR: i16 = -1;
+    pub const BAD_DOMAIN: i16 = -2;
+    pub const BAD_GNTREF: i16 = -3;
+    pub const BAD_HANDLE: i16 = -4;
+    pub const BAD_VIRT_ADDR: i16 = -5;
+    pub const PERMISSION_DENIED: i16 = -8;
+    pub const EAGAIN: i16 = -12;
+}
+
+/// `struct grant_entry_v1` (the shared grant table entries).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GrantEntryV1 {
+    pub flags: u16,
+    pub domid: u16,
+    pub frame: u32,
+}
+abi_size!(GrantEntryV1, 8);
+
+// ----- vcpu_op ---------------------------------------------------------------------------------
+
+/// `vcpu_op` commands.
+pub mod vcpuop {
+    pub const IS_UP: u32 = 3;
+    pub const SET_PERIODIC_TIMER: u32 = 6;
+    pub const STOP_PERIODIC_TIMER: u32 = 7;
+    pub const SET_SINGLESHOT_TIMER: u32 = 8;
+    pub const STOP_SINGLESHOT_TIMER: u32 = 9;
+}
+
+/// `struct vcpu_set_singleshot_timer`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VcpuSingleshotTimer {
+    pub timeout_abs_ns: u64,
+    pub flags: u32,
+}
+abi_size!(VcpuSingleshotTimer, 16);
+
+// ----- sched_op --------------------------------------------------------------------------------
+
+/// `sched_op` commands.
+pub mod schedop {
+    pub const YIELD: u32 = 0;
+    pub const BLOCK: u32 = 1;
+    pub const SHUTDOWN: u32 = 2;
+    pub const POLL: u32 = 3;
+}
+
+/// `SHUTDOWN_*` reasons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ShutdownReason {
+    Poweroff = 0,
+    Reboot = 1,
+    Suspend = 2,
+    Crash = 3,
+}
+
+/// `struct sched_shutdown`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SchedShutdown {
+    pub reason: u32,
+}
+
+/// `struct sched_poll`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SchedPoll {
+    pub ports: *const u32,
+    pub nr_ports: u32,
+    pub timeout: u64,
+}
+abi_size!(SchedPoll, 24);
+
+// ----- event channels --------------------------------------------------------------------------
+
+/// An event-channel operation struct: knows its `EVTCHNOP_*` command.
+pub trait EvtchnOp {
+    const CMD: u32;
+}
+
+/// `struct evtchn_bind_interdomain`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvtchnBindInterdomain {
+    pub remote_dom: u16,
+    pub remote_port: u32,
+    pub local_port: u32,
+}
+abi_size!(EvtchnBindInterdomain, 12);
+impl EvtchnOp for EvtchnBindInterdomain {
+    const CMD: u32 = 0;
+}
+
+/// `struct evtchn_bind_virq`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvtchnBindVirq {
+    pub virq: u32,
+    pub vcpu: u32,
+    pub port: u32,
+}
+abi_size!(EvtchnBindVirq, 12);
+impl EvtchnOp for EvtchnBindVirq {
+    const CMD: u32 = 1;
+}
+
+/// `struct evtchn_close`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvtchnClose {
+    pub port: u32,
+}
+impl EvtchnOp for EvtchnClose {
+    const CMD: u32 = 3;
+}
+
+/// `struct evtchn_send`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvtchnSend {
+    pub port: u32,
+}
+impl EvtchnOp for EvtchnSend {
+    const CMD: u32 = 4;
+}
+
+/// `struct evtchn_status`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvtchnStatus {
+    pub dom: u16,
+    pub port: u32,
+    pub status: u32,
+    pub vcpu: u32,
+    /// unbound.dom / interdomain.dom (u16) at +0, interdomain.port at +4, or virq/pirq.
+    pub u: [u32; 2],
+}
+abi_size!(EvtchnStatus, 24);
+impl EvtchnOp for EvtchnStatus {
+    const CMD: u32 = 5;
+}
+
+/// `struct evtchn_alloc_unbound`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvtchnAllocUnbound {
+    pub dom: u16,
+    pub remote_dom: u16,
+    pub port: u32,
+}
+abi_size!(EvtchnAllocUnbound, 8);
+impl EvtchnOp for EvtchnAllocUnbound {
+    const CMD: u32 = 6;
+}
+
+/// `struct evtchn_bind_ipi`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvtchnBindIpi {
+    pub vcpu: u32,
+    pub port: u32,
+}
+abi_size!(EvtchnBindIpi, 8);
+impl EvtchnOp for EvtchnBindIpi {
+    const CMD: u32 = 7;
+}
+
+/// `struct evtchn_unmask`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvtchnUnmask {
+    pub port: u32,
+}
+impl EvtchnOp for EvtchnUnmask {
+    const CMD: u32 = 9;
+}
+
+/// `VIRQ_*` numbers.
+pub mod virq {
+    pub const TIMER: u32 = 0;
+    pub const DEBUG: u32 = 1;
+    pub const CONSOLE: u32 = 2;
+    pub const DOM_EXC: u32 = 3;
+}
+
+// ----- domctl ----------------------------------------------------------------------------------
+
+/// `XEN_DOMCTL_INTERFACE_VERSION` of Xen 4.17 (must match exactly).
+pub const DOMCTL_INTERFACE_VERSION: u32 = 0x15;
+/// `XEN_DOMCTL_getdomaininfo`.
+pub const DOMCTL_GETDOMAININFO: u32 = 5;
+
+/// `struct xen_domctl_getdomaininfo`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DomctlGetDomainInfo {
+    pub domain: u16,
+    pub pad1: u16,
+    pub flags: u32,
+    pub tot_pages: u64,
+    pub max_pages: u64,
+    pub outstanding_pages: u64,
+    pub shr_pages: u64,
+    pub paged_pages: u64,
+    pub shared_info_frame: u64,
+    pub cpu_time: u64,
+    pub nr_online_vcpus: u32,
+    pub max_vcpu_id: u32,
+    pub ssidref: u32,
+    pub handle: [u8; 16],
+    pub cpupool: u32,
+    pub gpaddr_bits: u8,
+    pub pad2: [u8; 7],
+    pub emulation_flags: u32,
+    pub misc_flags: u32,
+}
+abi_size!(DomctlGetDomainInfo, 112);
+
+/// `XEN_DOMINF_*` flags of [`DomctlGetDomainInfo::flags`].
+pub mod dominf {
+    pub const DYING: u32 = 1 << 0;
+    pub const HVM_GUEST: u32 = 1 << 1;
+    pub const SHUTDOWN: u32 = 1 << 2;
+    pub const PAUSED: u32 = 1 << 3;
+    pub const BLOCKED: u32 = 1 << 4;
+    pub const RUNNING: u32 = 1 << 5;
+    pub const XS_DOMAIN: u32 = 1 << 7;
+    pub const SHUTDOWN_SHIFT: u32 = 16;
+    pub const SHUTDOWN_MASK: u32 = 0xff;
+}
+
+/// `struct xen_domctl` (the union is 128 bytes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Domctl {
+    pub cmd: u32,
+    pub interface_version: u32,
+    pub domain: u16,
+    pub pad: [u16; 3],
+    pub u: DomctlUnion,
+}
+abi_size!(Domctl, 144);
+
+/// The payload union of `struct xen_domctl`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union DomctlUnion {
+    pub getdomaininfo: DomctlGetDomainInfo,
+    pub pad: [u64; 16],
+}
+
+// ----- multicall -------------------------------------------------------------------------------
+
+/// `struct multicall_entry`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MulticallEntry {
+    pub op: u64,
+    pub result: u64,
+    pub args: [u64; 6],
+}
+abi_size!(MulticallEntry, 64);
+
+#[cfg(target_os = "none")]
+pub use calls::*;
+
+/// The hypercall wrappers themselves (kernel target only).
+#[cfg(target_os = "none")]
+mod calls {
+    use super::*;
+    use core::arch::asm;
+
+    extern "C" {
+        /// The hypercall page (`boot/head.S`), filled in by Xen at domain build.
+        static hypercall_page: [u8; 4096];
+    }
+
+    fn entry(nr: usize) -> usize {
+        (&raw const hypercall_page) as usize + nr * 32
+    }
+
+    /// Raw 5-argument hypercall.
+    ///
+    /// # Safety
+    /// The arguments must be valid for hypercall `nr` (pointers to live, correctly laid-out
+    /// memory the call may read or write).
+    pub unsafe fn hypercall5(nr: usize, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> isize {
+        let ret: isize;
+        // SAFETY: calls the Xen-provided stub; all argument registers plus rcx/r11 are
+        // declared clobbered, memory is clobbered (no `nomem`), the stub keeps the stack.
+        unsafe {
+            asm!(
+                "call rax",
+                inlateout("rax") entry(nr) => ret,
+                inlateout("rdi") a1 => _,
+                inlateout("rsi") a2 => _,
+                inlateout("rdx") a3 => _,
+                inlateout("r10") a4 => _,
+                inlateout("r8") a5 => _,
+                lateout("rcx") _,
+                lateout("r11") _,
+            );
+        }
+        ret
+    }
+
+    unsafe fn hc(nr: usize, a1: u64, a2: u64, a3: u64, a4: u64) -> Result<usize, Errno> {
+        // SAFETY: forwarded caller contract.
+        Errno::check(unsafe { hypercall5(nr, a1, a2, a3, a4, 0) })
+    }
+
+    fn ptr<T>(p: *const T) -> u64 {
+        p as u64
+    }
+
+    /// `set_trap_table`: `table` must end with an entry whose address is 0.
+    pub fn set_trap_table(table: &[TrapInfo]) -> Result<(), Errno> {
+        assert!(
+            table.last().is_some_and(|t| t.address == 0),
+            "trap table not terminated"
+        );
+        // SAFETY: Xen reads the terminated array.
+        unsafe { hc(nr::SET_TRAP_TABLE, ptr(table.as_ptr()), 0, 0, 0) }.map(drop)
+    }
+
+    /// `mmu_update`: returns how many updates were done.
+    ///
+    /// # Safety
+    /// The updates change page tables / the M2P: the caller guarantees the new mappings keep
+    /// the kernel's memory safety (no aliasing of live Rust objects, page tables stay RO).
+    pub unsafe fn mmu_update(reqs: &[MmuUpdate], foreigndom: u16) -> Result<u32, Errno> {
+        let mut done = 0u32;
+        // SAFETY: forwarded caller contract; arrays are valid for the call.
+        unsafe {
+            hc(
+                nr::MMU_UPDATE,
+                ptr(reqs.as_ptr()),
+                reqs.len() as u64,
+                ptr(&raw mut done),
+                u64::from(foreigndom),
+            )
+        }?;
+        Ok(done)
+    }
+
+    /// `mmuext_op`: returns how many ops were done.
+    ///
+    /// # Safety
+    /// As for [`mmu_update`]: the ops (pin, new base pointer, flushes) must keep the kernel's
+    /// address space valid.
+    pub unsafe fn mmuext_op(ops: &[MmuextOp], foreigndom: u16) -> Result<u32, Errno> {
+        let mut done = 0u32;
+        // SAFETY: forwarded caller contract; arrays are valid for the call.
+        unsafe {
+            hc(
+                nr::MMUEXT_OP,
+                ptr(ops.as_ptr()),
+                ops.len() as u64,
+                ptr(&raw mut done),
+                u64::from(foreigndom),
+            )
+        }?;
+        Ok(done)
+    }
+
+    /// `update_va_mapping(va, pte, flags)`.
+    ///
+    /// # Safety
+    /// The new mapping of `va` must not break memory the kernel still uses through `va`.
+    pub unsafe fn update_va_mapping(va: usize, pte: u64, flags: u64) -> Result<(), Errno> {
+        // SAFETY: forwarded caller contract.
+        unsafe { hc(nr::UPDATE_VA_MAPPING, va as u64, pte, flags, 0) }.map(drop)
+    }
+
+    /// `stack_switch(ss, rsp)`: kernel stack used when entering from user mode.
+    pub fn stack_switch(ss: u64, rsp: u64) -> Result<(), Errno> {
+        // SAFETY: Xen only records the values.
+        unsafe { hc(nr::STACK_SWITCH, ss, rsp, 0, 0) }.map(drop)
+    }
+
+    /// `set_callbacks(event, failsafe, syscall)`.
+    ///
+    /// # Safety
+    /// The addresses must be entry points that follow Xen's callback frame conventions.
+    pub unsafe fn set_callbacks(event: u64, failsafe: u64, syscall: u64) -> Result<(), Errno> {
+        // SAFETY: forwarded caller contract.
+        unsafe { hc(nr::SET_CALLBACKS, event, failsafe, syscall, 0) }.map(drop)
+    }
+
+    /// `callback_op(CALLBACKOP_register, cb)`.
+    ///
+    /// # Safety
+    /// As for [`set_callbacks`].
+    pub unsafe fn callback_register(cb: &CallbackRegister) -> Result<(), Errno> {
+        // SAFETY: forwarded caller contract.
+        unsafe { hc(nr::CALLBACK_OP, CALLBACKOP_REGISTER.into(), ptr(cb), 0, 0) }.map(drop)
+    }
+
+    /// `fpu_taskswitch(set)`.
+    pub fn fpu_taskswitch(set: bool) -> Result<(), Errno> {
+        // SAFETY: only toggles CR0.TS.
+        unsafe { hc(nr::FPU_TASKSWITCH, set.into(), 0, 0, 0) }.map(drop)
+    }
+
+    /// `memory_op(increase/decrease_reservation | populate_physmap, res)`: returns the number
+    /// of extents done.
+    ///
+    /// # Safety
+    /// Giving away or populating frames changes the pseudo-physical map: the caller must not
+    /// use released frames and must update its p2m for new ones.
+    pub unsafe fn memory_reservation(
+        cmd: u32,
+        res: &mut MemoryReservation,
+    ) -> Result<usize, Errno> {
+        // SAFETY: forwarded caller contract; `res` and its extent array are valid.
+        unsafe { hc(nr::MEMORY_OP, cmd.into(), ptr(res), 0, 0) }
+    }
+
+    /// `memory_op(current_reservation | maximum_reservation, domid)`: a page count.
+    pub fn memory_domain_pages(cmd: u32, domid: u16) -> Result<usize, Errno> {
+        assert!(
+            cmd == memop::CURRENT_RESERVATION || cmd == memop::MAXIMUM_RESERVATION,
+            "memory_domain_pages: unsupported memory_op {cmd}"
+        );
+        let arg = MemoryDomain { domid };
+        // SAFETY: Xen only reads the 2-byte struct.
+        unsafe { hc(nr::MEMORY_OP, cmd.into(), ptr(&arg), 0, 0) }
+    }
+
+    /// `memory_op(maximum_ram_page, NULL)`: the highest MFN of the host.
+    pub fn maximum_ram_page() -> Result<usize, Errno> {
+        // SAFETY: no memory argument.
+        unsafe { hc(nr::MEMORY_OP, memop::MAXIMUM_RAM_PAGE.into(), 0, 0, 0) }
+    }
+
+    /// `set_timer_op(deadline)`: one VIRQ_TIMER at absolute system time `deadline_ns`
+    /// (0 cancels).
+    pub fn set_timer_op(deadline_ns: u64) -> Result<(), Errno> {
+        // SAFETY: no memory argument.
+        unsafe { hc(nr::SET_TIMER_OP, deadline_ns, 0, 0, 0) }.map(drop)
+    }
+
+    /// `xen_version(XENVER_version)`: (major, minor).
+    pub fn xen_version() -> (u32, u32) {
+        // SAFETY: XENVER_version takes no argument and cannot fail.
+        let v = unsafe { hypercall5(nr::XEN_VERSION, xenver::VERSION.into(), 0, 0, 0, 0) };
+        ((v as u32) >> 16, (v as u32) & 0xffff)
+    }
+
+    /// `xen_version(XENVER_extraversion)`: e.g. ".7".
+    pub fn xen_extraversion() -> [u8; 16] {
+        let mut buf = [0u8; 16];
+        // SAFETY: Xen writes at most 16 bytes into `buf`.
+        let ret = unsafe {
+            hypercall5(
+                nr::XEN_VERSION,
+                xenver::EXTRAVERSION.into(),
+                ptr(buf.as_mut_ptr()),
+                0,
+                0,
+                0,
+            )
+        };
+        if ret < 0 {
+            buf = [0; 16];
+        }
+        buf
+    }
+
+    /// `xen_version(XENVER_get_features)` for one 32-bit submap.
+    pub fn xen_features(submap_idx: u32) -> Result<u32, Errno> {
+        let mut fi = FeatureInfo {
+            submap_idx,
+            submap: 0,
+        };
+        // SAFETY: Xen writes the 8-byte struct.
+        unsafe {
+            hc(
+                nr::XEN_VERSION,
+                xenver::GET_FEATURES.into(),
+                ptr(&raw mut fi),
+                0,
+                0,
+            )
+        }?;
+        Ok(fi.submap)
+    }
+
+    /// A no-op hypercall: on return Xen delivers any pending, unmasked event upcall.
+    pub fn force_event_delivery() {
+        // SAFETY: XENVER_version has no memory argument.
+        unsafe { hypercall5(nr::XEN_VERSION, xenver::VERSION.into(), 0, 0, 0, 0) };
+    }
+
+    /// `console_io(CONSOLEIO_write)`: Xen's own console (EPERM for domUs on release Xen).
+    pub fn console_io_write(bytes: &[u8]) -> Result<(), Errno> {
+        // SAFETY: Xen reads `bytes`.
+        unsafe {
+            hc(
+                nr::CONSOLE_IO,
+                CONSOLEIO_WRITE.into(),
+                bytes.len() as u64,
+                ptr(bytes.as_ptr()),
+                0,
+            )
+        }
+        .map(drop)
+    }
+
+    /// `grant_table_op(T::CMD, ops)`: the call's own result; each op also carries a status.
+    ///
+    /// # Safety
+    /// Mapping/unmapping/setup change the address space: the host addresses must be reserved
+    /// VAs with an L1 table that no Rust object lives in.
+    pub unsafe fn grant_table_op<T: GnttabOp>(ops: &mut [T]) -> Result<(), Errno> {
+        // SAFETY: forwarded caller contract; the array is valid for Xen to read and write.
+        unsafe {
+            hc(
+                nr::GRANT_TABLE_OP,
+                T::CMD.into(),
+                ptr(ops.as_mut_ptr()),
+                ops.len() as u64,
+                0,
+            )
+        }
+        .map(drop)
+    }
+
+    /// `vcpu_op(cmd, vcpu, arg)`.
+    ///
+    /// # Safety
+    /// `arg` must point to the struct `cmd` expects (or be null where allowed).
+    pub unsafe fn vcpu_op<T>(cmd: u32, vcpu: u32, arg: *mut T) -> Result<usize, Errno> {
+        // SAFETY: forwarded caller contract.
+        unsafe { hc(nr::VCPU_OP, cmd.into(), vcpu.into(), ptr(arg), 0) }
+    }
+
+    /// Stops the default 10 ms periodic VIRQ_TIMER of `vcpu`.
+    pub fn vcpu_stop_periodic_timer(vcpu: u32) -> Result<(), Errno> {
+        // SAFETY: STOP_PERIODIC_TIMER takes no argument.
+        unsafe { vcpu_op::<u8>(vcpuop::STOP_PERIODIC_TIMER, vcpu, core::ptr::null_mut()) }.map(drop)
+    }
+
+    /// `set_segment_base(which, base)`.
+    pub fn set_segment_base(which: u32, base: u64) -> Result<(), Errno> {
+        // SAFETY: sets a segment base; the kernel does not rely on FS/GS being zero.
+        unsafe { hc(nr::SET_SEGMENT_BASE, which.into(), base, 0, 0) }.map(drop)
+    }
+
+    /// `vm_assist(cmd, type)`.
+    pub fn vm_assist(cmd: u32, kind: u32) -> Result<(), Errno> {
+        // SAFETY: no memory argument.
+        unsafe { hc(nr::VM_ASSIST, cmd.into(), kind.into(), 0, 0) }.map(drop)
+    }
+
+    /// `sched_op(SCHEDOP_yield)`.
+    pub fn sched_yield() {
+        // SAFETY: no memory argument; yield cannot fail.
+        unsafe { hypercall5(nr::SCHED_OP, schedop::YIELD.into(), 0, 0, 0, 0) };
+    }
+
+    /// `sched_op(SCHEDOP_block)`: clears the upcall mask, blocks until an event is pending,
+    /// returns with events **enabled** (any pending upcall has been delivered by then).
+    pub fn sched_block() {
+        // SAFETY: no memory argument.
+        unsafe { hypercall5(nr::SCHED_OP, schedop::BLOCK.into(), 0, 0, 0, 0) };
+    }
+
+    /// `sched_op(SCHEDOP_poll)`: waits until one of `ports` is pending or `timeout_ns`
+    /// (absolute system time, 0 = none) passes. Works with events masked.
+    pub fn sched_poll(ports: &[u32], timeout_ns: u64) -> Result<(), Errno> {
+        let arg = SchedPoll {
+            ports: ports.as_ptr(),
+            nr_ports: ports.len() as u32,
+            timeout: timeout_ns,
+        };
+        // SAFETY: Xen reads the struct and the port array.
+        unsafe { hc(nr::SCHED_OP, schedop::POLL.into(), ptr(&arg), 0, 0) }.map(drop)
+    }
+
+    /// `sched_op(SCHEDOP_shutdown, reason)`: does not return for poweroff/crash.
+    pub fn sched_shutdown(reason: ShutdownReason) -> Result<(), Errno> {
+        let arg = SchedShutdown {
+            reason: reason as u32,
+        };
+        // SAFETY: Xen reads the 4-byte struct.
+        unsafe { hc(nr::SCHED_OP, schedop::SHUTDOWN.into(), ptr(&arg), 0, 0) }.map(drop)
+    }
+
+    /// `event_channel_op(T::CMD, op)`.
+    pub fn event_channel_op<T: EvtchnOp>(op: &mut T) -> Result<(), Errno> {
+        // SAFETY: `T` is one of the EVTCHNOP structs, valid for Xen to read and write.
+        unsafe { hc(nr::EVENT_CHANNEL_OP, T::CMD.into(), ptr(op), 0, 0) }.map(drop)
+    }
+
+    /// `domctl(op)`; sets `interface_version` to 4.17's.
+    pub fn domctl(op: &mut Domctl) -> Result<(), Errno> {
+        op.interface_version = DOMCTL_INTERFACE_VERSION;
+        // SAFETY: Xen reads and writes the 144-byte struct.
+        unsafe { hc(nr::DOMCTL, ptr(op), 0, 0, 0) }.map(drop)
+    }
+
+    /// `XEN_DOMCTL_getdomaininfo(domid)`: the info of `domid` or of the next existing domain
+    /// above it (compare `.domain`).
+    pub fn getdomaininfo(domid: u16) -> Result<DomctlGetDomainInfo, Errno> {
+        let mut op = Domctl {
+            cmd: DOMCTL_GETDOMAININFO,
+            interface_version: DOMCTL_INTERFACE_VERSION,
+            domain: domid,
+            pad: [0; 3],
+            u: DomctlUnion { pad: [0; 16] },
+        };
+        domctl(&mut op)?;
+        // SAFETY: getdomaininfo filled this union member.
+        Ok(unsafe { op.u.getdomaininfo })
+    }
+
+    /// `multicall(entries)`: each entry's `result` holds its hypercall's return value.
+    ///
+    /// # Safety
+    /// Every entry must be a valid hypercall as for the individual wrappers.
+    pub unsafe fn multicall(entries: &mut [MulticallEntry]) -> Result<(), Errno> {
+        // SAFETY: forwarded caller contract.
+        unsafe {
+            hc(
+                nr::MULTICALL,
+                ptr(entries.as_mut_ptr()),
+                entries.len() as u64,
+                0,
+                0,
+            )
+        }
+        .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::offset_of;
+
+    #[test]
+    fn abi_offsets_match_xen_headers() {
+        assert_eq!(offset_of!(GnttabMapGrantRef, status), 18);
+        assert_eq!(offset_of!(GnttabMapGrantRef, handle), 20);
+        assert_eq!(offset_of!(GnttabUnmapGrantRef, status), 20);
+        assert_eq!(offset_of!(GnttabSetupTable, frame_list), 16);
+        assert_eq!(offset_of!(GnttabCopy, len), 32);
+        assert_eq!(offset_of!(GnttabCopy, status), 36);
+        assert_eq!(offset_of!(EvtchnBindInterdomain, local_port), 8);
+        assert_eq!(offset_of!(EvtchnAllocUnbound, port), 4);
+        assert_eq!(offset_of!(SchedPoll, timeout), 16);
+        assert_eq!(offset_of!(MemoryReservation, domid), 24);
+        assert_eq!(offset_of!(Domctl, u), 16);
+        assert_eq!(offset_of!(DomctlGetDomainInfo, nr_online_vcpus), 64);
+        assert_eq!(offset_of!(DomctlGetDomainInfo, handle), 76);
+        assert_eq!(offset_of!(DomctlGetDomainInfo, cpupool), 92);
+        assert_eq!(offset_of!(DomctlGetDomainInfo, emulation_flags), 104);
+        assert_eq!(offset_of!(TrapInfo, address), 8);
+    }
+
+    #[test]
+    fn errno_check_splits_errors_from_results() {
+        assert_eq!(Errno::check(-22), Err(Errno::EINVAL));
+        assert_eq!(Errno::check(5), Ok(5));
+        assert_eq!(Errno::EPERM.to_string(), "Xen error -1 (EPERM)");
+        assert_eq!(format!("{:?}", Errno(99)), "E?(99)");
+    }
+}

@@ -1,0 +1,347 @@
+//! `start_info`: the page Xen's domain builder hands the kernel in `rsi` at entry. This module
+//! parses and validates it (pure, host-tested) and, on the kernel target, keeps the parsed copy
+//! for the rest of the boot (`start_info::get()`).
+
+use core::fmt;
+
+/// Size of `struct start_info` on x86_64 (Xen 4.17).
+pub const START_INFO_SIZE: usize = 1168;
+/// The only magic this kernel accepts: a 64-bit PV guest.
+pub const MAGIC: &str = "xen-3.0-x86_64";
+/// MAX_GUEST_CMDLINE.
+pub const CMDLINE_SIZE: usize = 1024;
+/// Bytes per page.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// `SIF_*` flags.
+pub mod flags {
+    /// The domain is privileged (dom0-like).
+    pub const PRIVILEGED: u32 = 1 << 0;
+    /// The domain is the initial domain.
+    pub const INITDOMAIN: u32 = 1 << 1;
+    /// The module is a multiboot module.
+    pub const MULTIBOOT_MOD: u32 = 1 << 2;
+    /// `mod_start` is a PFN, not a VA.
+    pub const MOD_START_PFN: u32 = 1 << 3;
+    /// The p2m list is virtually mapped for the tools.
+    pub const VIRT_P2M_4TOOLS: u32 = 1 << 4;
+}
+
+// Field offsets inside `struct start_info` (x86_64).
+const OFF_NR_PAGES: usize = 32;
+const OFF_SHARED_INFO: usize = 40;
+const OFF_FLAGS: usize = 48;
+const OFF_STORE_MFN: usize = 56;
+const OFF_STORE_EVTCHN: usize = 64;
+const OFF_CONSOLE_MFN: usize = 72;
+const OFF_CONSOLE_EVTCHN: usize = 80;
+const OFF_PT_BASE: usize = 88;
+const OFF_NR_PT_FRAMES: usize = 96;
+const OFF_MFN_LIST: usize = 104;
+const OFF_MOD_START: usize = 112;
+const OFF_MOD_LEN: usize = 120;
+const OFF_CMD_LINE: usize = 128;
+
+/// Why a start_info page was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartInfoError {
+    /// Fewer than [`START_INFO_SIZE`] bytes were given.
+    TooShort(usize),
+    /// The magic is not exactly `xen-3.0-x86_64` (NUL padded).
+    BadMagic,
+    /// `nr_pages` is zero.
+    NoPages,
+    /// The command line has no NUL terminator within 1024 bytes.
+    CmdlineUnterminated,
+}
+
+impl fmt::Display for StartInfoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartInfoError::TooShort(n) => {
+                write!(f, "start_info is {n} bytes, expected {START_INFO_SIZE}")
+            }
+            StartInfoError::BadMagic => write!(f, "start_info magic is not \"{MAGIC}\""),
+            StartInfoError::NoPages => write!(f, "start_info.nr_pages is 0"),
+            StartInfoError::CmdlineUnterminated => {
+                write!(f, "start_info.cmd_line is not NUL-terminated")
+            }
+        }
+    }
+}
+
+/// The validated contents of `start_info`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StartInfo {
+    /// Pages allocated to the domain (pseudo-physical 0..nr_pages are populated).
+    pub nr_pages: u64,
+    /// Machine address of the shared_info page.
+    pub shared_info_ma: u64,
+    /// `SIF_*` flags.
+    pub flags: u32,
+    /// MFN of the xenstore ring page.
+    pub store_mfn: u64,
+    /// Local event-channel port of the xenstore ring (0 for a xenstore stub domain).
+    pub store_evtchn: u32,
+    /// MFN of the PV console ring page.
+    pub console_mfn: u64,
+    /// Local event-channel port of the console.
+    pub console_evtchn: u32,
+    /// VA of the bootstrap L4 page table.
+    pub pt_base: u64,
+    /// Number of bootstrap page-table frames.
+    pub nr_pt_frames: u64,
+    /// VA of the p2m list (one u64 MFN per PFN).
+    pub mfn_list: u64,
+    /// VA (or PFN with `MOD_START_PFN`) of the boot module.
+    pub mod_start: u64,
+    /// Length of the boot module in bytes.
+    pub mod_len: u64,
+    cmd_line: [u8; CMDLINE_SIZE],
+    cmd_line_len: usize,
+}
+
+fn read_u64(b: &[u8], off: usize) -> u64 {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[off..off + 8]);
+    u64::from_le_bytes(v)
+}
+
+fn read_u32(b: &[u8], off: usize) -> u32 {
+    let mut v = [0u8; 4];
+    v.copy_from_slice(&b[off..off + 4]);
+    u32::from_le_bytes(v)
+}
+
+impl StartInfo {
+    /// Parses and validates the raw bytes of a start_info page.
+    pub fn parse(bytes: &[u8]) -> Result<StartInfo, StartInfoError> {
+        if bytes.len() < START_INFO_SIZE {
+            return Err(StartInfoError::TooShort(bytes.len()));
+        }
+        let magic = &bytes[..32];
+        let m = MAGIC.as_bytes();
+        if &magic[..m.len()] != m || magic[m.len()..].iter().any(|&c| c != 0) {
+            return Err(StartInfoError::BadMagic);
+        }
+        let nr_pages = read_u64(bytes, OFF_NR_PAGES);
+        if nr_pages == 0 {
+            return Err(StartInfoError::NoPages);
+        }
+        let raw_cmd = &bytes[OFF_CMD_LINE..OFF_CMD_LINE + CMDLINE_SIZE];
+        let cmd_line_len = raw_cmd
+            .iter()
+            .position(|&c| c == 0)
+            .ok_or(StartInfoError::CmdlineUnterminated)?;
+        let mut cmd_line = [0u8; CMDLINE_SIZE];
+        cmd_line.copy_from_slice(raw_cmd);
+        Ok(StartInfo {
+            nr_pages,
+            shared_info_ma: read_u64(bytes, OFF_SHARED_INFO),
+            flags: read_u32(bytes, OFF_FLAGS),
+            store_mfn: read_u64(bytes, OFF_STORE_MFN),
+            store_evtchn: read_u32(bytes, OFF_STORE_EVTCHN),
+            console_mfn: read_u64(bytes, OFF_CONSOLE_MFN),
+            console_evtchn: read_u32(bytes, OFF_CONSOLE_EVTCHN),
+            pt_base: read_u64(bytes, OFF_PT_BASE),
+            nr_pt_frames: read_u64(bytes, OFF_NR_PT_FRAMES),
+            mfn_list: read_u64(bytes, OFF_MFN_LIST),
+            mod_start: read_u64(bytes, OFF_MOD_START),
+            mod_len: read_u64(bytes, OFF_MOD_LEN),
+            cmd_line,
+            cmd_line_len,
+        })
+    }
+
+    /// The command line up to its NUL; bytes that are not valid UTF-8 end it early.
+    pub fn cmd_line(&self) -> &str {
+        let raw = &self.cmd_line[..self.cmd_line_len];
+        match core::str::from_utf8(raw) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&raw[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
+
+    /// Memory given to the domain, in whole MiB (`memory =` of the xl config).
+    pub fn memory_mib(&self) -> u64 {
+        self.nr_pages * PAGE_SIZE / (1024 * 1024)
+    }
+
+    /// True for a privileged domain.
+    pub fn is_privileged(&self) -> bool {
+        self.flags & flags::PRIVILEGED != 0
+    }
+
+    /// Pseudo-physical frame number of a VA inside the start-of-day region (linked at VA 0).
+    pub fn pfn_of_va(va: u64) -> u64 {
+        va / PAGE_SIZE
+    }
+
+    /// First PFN after the bootstrap page tables: the builder's boot stack page. Everything at
+    /// and after `first_free_pfn()` is free for the kernel (this kernel leaves the boot stack at
+    /// `_start`, so its page is free too).
+    pub fn first_free_pfn(&self) -> u64 {
+        Self::pfn_of_va(self.pt_base) + self.nr_pt_frames
+    }
+}
+
+impl fmt::Debug for StartInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StartInfo")
+            .field("nr_pages", &self.nr_pages)
+            .field("shared_info_ma", &self.shared_info_ma)
+            .field("flags", &self.flags)
+            .field("store_mfn", &self.store_mfn)
+            .field("store_evtchn", &self.store_evtchn)
+            .field("console_mfn", &self.console_mfn)
+            .field("console_evtchn", &self.console_evtchn)
+            .field("pt_base", &self.pt_base)
+            .field("nr_pt_frames", &self.nr_pt_frames)
+            .field("mfn_list", &self.mfn_list)
+            .field("mod_start", &self.mod_start)
+            .field("mod_len", &self.mod_len)
+            .field("cmd_line", &self.cmd_line())
+            .finish()
+    }
+}
+
+#[cfg(target_os = "none")]
+mod global {
+    use super::{StartInfo, StartInfoError, START_INFO_SIZE};
+    use core::cell::UnsafeCell;
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    struct Slot(UnsafeCell<Option<StartInfo>>);
+    // SAFETY: written exactly once by `init` on the single boot vCPU before anything reads it
+    // (guarded by `INIT`), read-only afterwards.
+    unsafe impl Sync for Slot {}
+
+    static SLOT: Slot = Slot(UnsafeCell::new(None));
+    static INIT: AtomicBool = AtomicBool::new(false);
+
+    /// Parses the start_info page at `va` (from `rsi` at entry) and keeps the copy.
+    ///
+    /// # Safety
+    /// `va` must be the start_info VA Xen passed at entry (mapped, 1168+ bytes).
+    pub unsafe fn init(va: usize) -> Result<&'static StartInfo, StartInfoError> {
+        // SAFETY: the caller guarantees a mapped start_info page at `va`.
+        let bytes = unsafe { core::slice::from_raw_parts(va as *const u8, START_INFO_SIZE) };
+        let si = StartInfo::parse(bytes)?;
+        assert!(
+            !INIT.swap(true, Ordering::AcqRel),
+            "start_info::init called twice"
+        );
+        // SAFETY: first and only write (checked just above); no reader exists before INIT.
+        unsafe { *SLOT.0.get() = Some(si) };
+        Ok(get())
+    }
+
+    /// The parsed start_info; panics if called before `init`.
+    pub fn get() -> &'static StartInfo {
+        assert!(INIT.load(Ordering::Acquire), "start_info used before init");
+        // SAFETY: written once before INIT was set, never mutated afterwards.
+        match unsafe { &*SLOT.0.get() } {
+            Some(si) => si,
+            None => panic!("start_info slot empty"),
+        }
+    }
+}
+
+#[cfg(target_os = "none")]
+pub use global::{get, init};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page() -> Vec<u8> {
+        let mut b = vec![0u8; 4096];
+        b[..MAGIC.len()].copy_from_slice(MAGIC.as_bytes());
+        b[OFF_NR_PAGES..OFF_NR_PAGES + 8].copy_from_slice(&8192u64.to_le_bytes());
+        b[OFF_SHARED_INFO..OFF_SHARED_INFO + 8].copy_from_slice(&0x1234_5000u64.to_le_bytes());
+        b[OFF_FLAGS..OFF_FLAGS + 4].copy_from_slice(&3u32.to_le_bytes());
+        b[OFF_STORE_MFN..OFF_STORE_MFN + 8].copy_from_slice(&0xabcdeu64.to_le_bytes());
+        b[OFF_STORE_EVTCHN..OFF_STORE_EVTCHN + 4].copy_from_slice(&1u32.to_le_bytes());
+        b[OFF_CONSOLE_MFN..OFF_CONSOLE_MFN + 8].copy_from_slice(&0xabcdfu64.to_le_bytes());
+        b[OFF_CONSOLE_EVTCHN..OFF_CONSOLE_EVTCHN + 4].copy_from_slice(&2u32.to_le_bytes());
+        b[OFF_PT_BASE..OFF_PT_BASE + 8].copy_from_slice(&0x2d000u64.to_le_bytes());
+        b[OFF_NR_PT_FRAMES..OFF_NR_PT_FRAMES + 8].copy_from_slice(&5u64.to_le_bytes());
+        b[OFF_MFN_LIST..OFF_MFN_LIST + 8].copy_from_slice(&0x16000u64.to_le_bytes());
+        b[OFF_MOD_START..OFF_MOD_START + 8].copy_from_slice(&0x30000u64.to_le_bytes());
+        b[OFF_MOD_LEN..OFF_MOD_LEN + 8].copy_from_slice(&77u64.to_le_bytes());
+        let cmd = b"demo panic";
+        b[OFF_CMD_LINE..OFF_CMD_LINE + cmd.len()].copy_from_slice(cmd);
+        b
+    }
+
+    #[test]
+    fn parses_every_field() {
+        let si = StartInfo::parse(&page()).unwrap();
+        assert_eq!(si.nr_pages, 8192);
+        assert_eq!(si.memory_mib(), 32);
+        assert_eq!(si.shared_info_ma, 0x1234_5000);
+        assert_eq!(si.flags, 3);
+        assert!(si.is_privileged());
+        assert_eq!(si.store_mfn, 0xabcde);
+        assert_eq!(si.store_evtchn, 1);
+        assert_eq!(si.console_mfn, 0xabcdf);
+        assert_eq!(si.console_evtchn, 2);
+        assert_eq!(si.pt_base, 0x2d000);
+        assert_eq!(si.nr_pt_frames, 5);
+        assert_eq!(si.first_free_pfn(), 0x2d + 5);
+        assert_eq!(si.mfn_list, 0x16000);
+        assert_eq!(si.mod_start, 0x30000);
+        assert_eq!(si.mod_len, 77);
+        assert_eq!(si.cmd_line(), "demo panic");
+    }
+
+    #[test]
+    fn rejects_short_input() {
+        assert_eq!(
+            StartInfo::parse(&page()[..1167]),
+            Err(StartInfoError::TooShort(1167))
+        );
+    }
+
+    #[test]
+    fn rejects_other_magic() {
+        let mut b = page();
+        b[..16].copy_from_slice(b"xen-3.0-x86_32p\0");
+        assert_eq!(StartInfo::parse(&b), Err(StartInfoError::BadMagic));
+        let mut b = page();
+        b[MAGIC.len()] = b'!';
+        assert_eq!(StartInfo::parse(&b), Err(StartInfoError::BadMagic));
+    }
+
+    #[test]
+    fn rejects_zero_pages() {
+        let mut b = page();
+        b[OFF_NR_PAGES..OFF_NR_PAGES + 8].copy_from_slice(&0u64.to_le_bytes());
+        assert_eq!(StartInfo::parse(&b), Err(StartInfoError::NoPages));
+    }
+
+    #[test]
+    fn rejects_unterminated_cmdline() {
+        let mut b = page();
+        b[OFF_CMD_LINE..OFF_CMD_LINE + CMDLINE_SIZE].fill(b'x');
+        assert_eq!(
+            StartInfo::parse(&b),
+            Err(StartInfoError::CmdlineUnterminated)
+        );
+    }
+
+    #[test]
+    fn cmdline_stops_at_invalid_utf8() {
+        let mut b = page();
+        b[OFF_CMD_LINE + 4] = 0xff;
+        assert_eq!(StartInfo::parse(&b).unwrap().cmd_line(), "demo");
+    }
+
+    #[test]
+    fn error_messages_name_the_problem() {
+        assert_eq!(
+            StartInfoError::BadMagic.to_string(),
+            "start_info magic is not \"xen-3.0-x86_64\""
+        );
+    }
+}

@@ -1,0 +1,146 @@
+# Helpers for boot scenarios. Scenarios run in dom0 under scripts/xen-run (busybox sh) and
+# start with:   . /ferrostore/tests/boot/lib.sh
+# Every check prints exactly one "PASS <what>" or "FAIL <what>" line; `finish` ends the
+# scenario. A scenario may set its xen-run options with a line "# xen-run: --xenstore none".
+#
+#   pass WHAT                       record and print "PASS WHAT"
+#   fail WHAT [DETAIL...]           record and print "FAIL WHAT", then each DETAIL line
+#   check WHAT CMD [ARG...]         run CMD; PASS if it exits 0, else FAIL with its output
+#   expect_eq WHAT EXPECTED ACTUAL  PASS if the two strings are identical, else FAIL showing both
+#   expect_match WHAT PATTERN TEXT  PASS if TEXT has a line matching grep -E PATTERN
+#   wait_for_marker LOG PATTERN TIMEOUT_S
+#                                   wait until file LOG has a line matching grep -E PATTERN;
+#                                   returns 0, or 1 after TIMEOUT_S (then prints LOG's tail)
+#   wait_domain_gone NAME TIMEOUT_S wait until `xl domid NAME` fails; returns 0 or 1
+#   guest_log NAME                  prints the path of guest NAME's console log (xenconsoled)
+#   linux_guest NAME COMMAND [TIMEOUT_S]
+#                                   boots a Debian Linux PV guest NAME (128 MiB, initrd of
+#                                   tests/boot/initramfs/guest-init) that runs COMMAND with
+#                                   sh -c (no double quotes in it) and powers off; returns 0
+#                                   once its console shows "GUEST-EXIT 0" within TIMEOUT_S
+#                                   (default 90) and the domain is gone, else prints why, 1
+#   uptime_ms                       prints dom0's uptime in milliseconds (for timings)
+#   finish                          print "RESULT: N passed, M failed"; exit 0 only if
+#                                   at least one check passed and none failed
+# Counters: PASSED, FAILED. Polling interval of the wait_* helpers: 0.1 s.
+
+PASSED=0
+FAILED=0
+
+pass() {
+    PASSED=$((PASSED + 1))
+    echo "PASS $1"
+}
+
+fail() {
+    FAILED=$((FAILED + 1))
+    echo "FAIL $1"
+    shift
+    for detail in "$@"; do
+        printf '%s\n' "$detail" | sed 's/^/    /'
+    done
+}
+
+check() {
+    _what=$1
+    shift
+    if _out=$("$@" 2>&1); then
+        pass "$_what"
+    else
+        fail "$_what" "command failed (exit $?): $*" "$_out"
+    fi
+}
+
+expect_eq() {
+    if [ "$2" = "$3" ]; then
+        pass "$1"
+    else
+        fail "$1" "expected: $2" "actual:   $3"
+    fi
+}
+
+expect_match() {
+    if printf '%s\n' "$3" | grep -Eq -- "$2"; then
+        pass "$1"
+    else
+        fail "$1" "no line matches /$2/ in:" "$3"
+    fi
+}
+
+# _poll TIMEOUT_S CMD...: runs CMD every 0.1 s until it succeeds (0) or TIMEOUT_S passes (1).
+_poll() {
+    _deadline=$(($(uptime_ms) + $1 * 1000))
+    shift
+    while ! "$@"; do
+        [ "$(uptime_ms)" -lt "$_deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
+_has_marker() {
+    [ -f "$1" ] && grep -Eq -- "$2" "$1"
+}
+
+wait_for_marker() {
+    if _poll "$3" _has_marker "$1" "$2"; then
+        return 0
+    fi
+    echo "wait_for_marker: no /$2/ in $1 after $3 s; its last lines:"
+    tail -n 20 "$1" 2>/dev/null | sed 's/^/    /'
+    return 1
+}
+
+_domain_gone() {
+    ! xl domid "$1" >/dev/null 2>&1
+}
+
+wait_domain_gone() {
+    if _poll "$2" _domain_gone "$1"; then
+        return 0
+    fi
+    echo "wait_domain_gone: domain $1 still exists after $2 s"
+    return 1
+}
+
+guest_log() {
+    echo "/var/log/xen/console/guest-$1.log"
+}
+
+linux_guest() {
+    _cfg=/tmp/$1.cfg
+    cat >"$_cfg" <<EOF
+name = "$1"
+type = "pv"
+kernel = "/ferrostore/guest/vmlinuz"
+ramdisk = "/ferrostore/guest/guest-initrd.gz"
+memory = 128
+extra = "console=hvc0 quiet -- $2"
+on_poweroff = "destroy"
+EOF
+    if ! _out=$(xl create "$_cfg" 2>&1); then
+        echo "linux_guest: xl create $1 failed: $_out"
+        return 1
+    fi
+    wait_for_marker "$(guest_log "$1")" '^GUEST-EXIT ' "${3:-90}" || return 1
+    wait_domain_gone "$1" 30 || return 1
+    if ! grep -q '^GUEST-EXIT 0' "$(guest_log "$1")"; then
+        echo "linux_guest: $1's command failed: $(grep '^GUEST-EXIT' "$(guest_log "$1")")"
+        return 1
+    fi
+}
+
+uptime_ms() {
+    awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime
+}
+
+finish() {
+    echo "RESULT: $PASSED passed, $FAILED failed"
+    if [ "$FAILED" -ne 0 ]; then
+        exit 1
+    fi
+    if [ "$PASSED" -eq 0 ]; then
+        echo "FAIL scenario checked nothing"
+        exit 1
+    fi
+    exit 0
+}
