@@ -108,7 +108,7 @@ static PANICKING: AtomicBool = AtomicBool::new(false);
 fn panic(info: &PanicInfo<'_>) -> ! {
     events::disable();
     if PANICKING.swap(true, Ordering::SeqCst) {
-        console::emergency_write(b"PANIC while panicking\n");
+        console::emergency_fmt(format_args!("PANIC while panicking\n"));
         traps::crash();
     }
     match info.location() {

@@ -1,7 +1,9 @@
 //! The PV console: a driver for the `xencons_interface` ring shared with xenconsoled (found via
 //! `start_info.console`), `print!`/`println!` and levelled log macros on top of it. Output turns
 //! `\n` into `\r\n`, notifies the backend over the console event channel, and waits (yielding
-//! the CPU to Xen) instead of dropping bytes when the 2 KiB ring is full.
+//! the CPU to Xen) instead of dropping bytes when the 2 KiB ring is full — unless the backend
+//! consumes nothing for [`STALL_NS`] (no xenconsoled yet), then bytes are dropped and counted
+//! until it reads again, so the kernel never hangs on its console.
 
 /// Log levels, most severe first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -43,17 +45,73 @@ pub fn out_space(cons: u32, prod: u32) -> u32 {
     OUT_RING_SIZE.saturating_sub(prod.wrapping_sub(cons))
 }
 
+/// How long a writer waits for a backend that consumes nothing before it drops output (for
+/// example a xenstore stub domain whose xenconsoled cannot start until it serves xenstore).
+pub const STALL_NS: u64 = 5_000_000_000;
+
+/// Decides, each time the output ring is found full, whether to keep waiting for the backend
+/// or drop the byte: a writer waits as long as the backend makes progress, gives up after
+/// [`STALL_NS`] without any, and then drops at once until the backend consumes again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StallDetector {
+    /// `out_cons` when the backend was declared stalled.
+    stalled_at: Option<u32>,
+    /// The current wait: `out_cons` and the time it was first seen.
+    wait: Option<(u32, u64)>,
+}
+
+impl StallDetector {
+    /// A detector with no history.
+    pub const fn new() -> StallDetector {
+        StallDetector {
+            stalled_at: None,
+            wait: None,
+        }
+    }
+
+    /// The ring is full and the backend has consumed up to `cons` at `now_ns`: true to keep
+    /// waiting, false to drop the byte.
+    pub fn ring_full(&mut self, cons: u32, now_ns: u64) -> bool {
+        if let Some(c) = self.stalled_at {
+            if c == cons {
+                return false;
+            }
+            self.stalled_at = None;
+        }
+        match self.wait {
+            Some((c, since)) if c == cons => {
+                if now_ns.saturating_sub(since) < STALL_NS {
+                    return true;
+                }
+                self.stalled_at = Some(cons);
+                self.wait = None;
+                false
+            }
+            _ => {
+                self.wait = Some((cons, now_ns));
+                true
+            }
+        }
+    }
+
+    /// A byte went into the ring: any wait is over.
+    pub fn progressed(&mut self) {
+        self.wait = None;
+    }
+}
+
 #[cfg(target_os = "none")]
 pub use kernel::*;
 
 #[cfg(target_os = "none")]
 mod kernel {
-    use super::{out_space, Level, OUT_RING_SIZE};
+    use super::{out_space, Level, StallDetector, OUT_RING_SIZE};
     use crate::arch;
     use crate::events::{self, Port};
     use crate::hypercall;
     use crate::start_info::StartInfo;
     use crate::sync::IrqMutex;
+    use crate::time;
     use core::fmt::{self, Write};
     use core::sync::atomic::{fence, AtomicU32, AtomicU8, Ordering};
 
@@ -72,6 +130,7 @@ mod kernel {
     struct Ring {
         intf: *mut XenconsInterface,
         port: Port,
+        stall: StallDetector,
     }
 
     // SAFETY: the ring page is only touched under the CONSOLE lock.
@@ -87,11 +146,15 @@ mod kernel {
             // SAFETY: `intf` is the console ring page mapped in the start-of-day region.
             let intf = unsafe { &mut *self.intf };
             let mut prod = intf.out_prod.load(Ordering::Relaxed);
-            for &b in bytes {
+            'bytes: for &b in bytes {
                 loop {
                     let cons = intf.out_cons.load(Ordering::Acquire);
                     if out_space(cons, prod) > 0 {
                         break;
+                    }
+                    if !self.stall.ring_full(cons, time::now_ns()) {
+                        DROPPED.fetch_add(1, Ordering::Relaxed);
+                        continue 'bytes;
                     }
                     // Ring full: publish, kick the backend and give it the CPU until it drains.
                     FULL_WAITS.fetch_add(1, Ordering::Relaxed);
@@ -104,6 +167,7 @@ mod kernel {
                 // SAFETY: slot < 2048; plain byte store into the shared buffer.
                 unsafe { core::ptr::write_volatile(&mut intf.output[slot], b) };
                 prod = prod.wrapping_add(1);
+                self.stall.progressed();
             }
             fence(Ordering::SeqCst);
             intf.out_prod.store(prod, Ordering::Release);
@@ -130,6 +194,12 @@ mod kernel {
     static CONSOLE: IrqMutex<Option<Ring>> = IrqMutex::new(None);
     static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
     static FULL_WAITS: AtomicU32 = AtomicU32::new(0);
+    static DROPPED: AtomicU32 = AtomicU32::new(0);
+
+    /// Bytes dropped because the backend consumed nothing for [`super::STALL_NS`].
+    pub fn dropped_bytes() -> u32 {
+        DROPPED.load(Ordering::Relaxed)
+    }
 
     /// How many times a writer found the output ring full and waited for the backend.
     pub fn full_waits() -> u32 {
@@ -142,6 +212,7 @@ mod kernel {
         *CONSOLE.lock() = Some(Ring {
             intf: va as *mut XenconsInterface,
             port: si.console_evtchn,
+            stall: StallDetector::new(),
         });
     }
 
@@ -177,25 +248,8 @@ mod kernel {
         }
     }
 
-    /// Output for the panic and fault paths: skips the lock if it is held (re-entry).
-    pub fn emergency_write(bytes: &[u8]) {
-        if let Some(mut guard) = CONSOLE.try_lock() {
-            if let Some(ring) = guard.as_mut() {
-                for line in bytes.split_inclusive(|&b| b == b'\n') {
-                    match line.strip_suffix(b"\n") {
-                        Some(l) => {
-                            ring.put(l);
-                            ring.put(b"\r\n");
-                        }
-                        None => ring.put(line),
-                    }
-                }
-                ring.notify();
-            }
-        }
-    }
-
-    /// Formats for the panic path: like [`print_fmt`] but never re-enters the lock.
+    /// Output for the panic and fault paths: like [`print_fmt`], but prints nothing instead of
+    /// re-entering the lock when the fault hit while it was held.
     pub fn emergency_fmt(args: fmt::Arguments<'_>) {
         if let Some(mut guard) = CONSOLE.try_lock() {
             if let Some(ring) = guard.as_mut() {
@@ -255,6 +309,40 @@ mod tests {
         assert_eq!(out_space(0, 0), 2048);
         assert_eq!(out_space(10, 2058), 0);
         assert_eq!(out_space(u32::MAX - 5, 10), 2048 - 16);
+    }
+
+    #[test]
+    fn waits_as_long_as_the_backend_progresses() {
+        let mut d = StallDetector::new();
+        assert!(d.ring_full(0, 1));
+        assert!(d.ring_full(0, STALL_NS));
+        // Progress restarts the clock, however long the whole wait has been.
+        assert!(d.ring_full(100, 3 * STALL_NS));
+        assert!(d.ring_full(100, 4 * STALL_NS - 1));
+    }
+
+    #[test]
+    fn drops_after_a_stall_until_the_backend_consumes_again() {
+        let mut d = StallDetector::new();
+        assert!(d.ring_full(7, 1_000));
+        assert!(!d.ring_full(7, 1_000 + STALL_NS));
+        // Stalled: no more waiting while nothing is consumed, even in a new wait.
+        d.progressed();
+        assert!(!d.ring_full(7, 2_000 + STALL_NS));
+        // The backend came back: wait again, with a fresh stall clock.
+        assert!(d.ring_full(8, 3 * STALL_NS));
+        assert!(d.ring_full(8, 4 * STALL_NS - 1));
+        assert!(!d.ring_full(8, 4 * STALL_NS));
+    }
+
+    #[test]
+    fn each_wait_starts_its_own_clock() {
+        let mut d = StallDetector::new();
+        assert!(d.ring_full(5, 0));
+        d.progressed();
+        // Same cons much later, but a new wait: not a stall yet.
+        assert!(d.ring_full(5, 10 * STALL_NS));
+        assert!(!d.ring_full(5, 11 * STALL_NS));
     }
 
     #[test]

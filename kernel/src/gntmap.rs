@@ -16,13 +16,11 @@ static SLOTS: IrqMutex<Option<Bitmap<Vec<u64>>>> = IrqMutex::new(None);
 fn alloc_slot() -> Result<usize, GrantError> {
     let mut guard = SLOTS.lock();
     let slots = guard.get_or_insert_with(|| {
-        let mut b = Bitmap::new_all_used(
+        Bitmap::new(
             vec![0; words_for(layout::GNTMAP_SLOTS)],
             layout::GNTMAP_SLOTS,
-        );
-        // The range is exactly the bitmap's length, which cannot fail.
-        let _ = b.free_range(0, layout::GNTMAP_SLOTS);
-        b
+            0,
+        )
     });
     slots.alloc().ok_or(GrantError::NoMapSlot)
 }
@@ -93,16 +91,6 @@ impl GrantMap {
     /// it with volatile or atomic accesses).
     pub fn as_ptr(&self) -> *mut u8 {
         self.va as *mut u8
-    }
-
-    /// The granting domain.
-    pub fn domid(&self) -> u16 {
-        self.domid
-    }
-
-    /// The grant ref mapped.
-    pub fn gref(&self) -> GrantRef {
-        self.gref
     }
 
     fn do_unmap(&mut self) -> Result<(), GrantError> {

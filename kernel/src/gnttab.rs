@@ -155,9 +155,11 @@ mod target {
                 .map_err(GrantError::Memory)?;
         }
         let entries = frames * ENTRIES_PER_FRAME;
-        let mut refs = Bitmap::new_all_used(vec![0; words_for(entries as usize)], entries as usize);
-        refs.free_range(NR_RESERVED_ENTRIES as usize, entries as usize)
-            .map_err(|_| GrantError::NotInitialised)?;
+        let refs = Bitmap::new(
+            vec![0; words_for(entries as usize)],
+            entries as usize,
+            NR_RESERVED_ENTRIES as usize,
+        );
         *TABLE.lock() = Some(Table {
             entries: layout::GNTTAB_BASE as *mut GrantEntryV1,
             refs,

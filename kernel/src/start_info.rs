@@ -228,11 +228,13 @@ mod global {
         let bytes = unsafe { core::slice::from_raw_parts(va as *const u8, START_INFO_SIZE) };
         let si = StartInfo::parse(bytes)?;
         assert!(
-            !INIT.swap(true, Ordering::AcqRel),
+            !INIT.load(Ordering::Acquire),
             "start_info::init called twice"
         );
-        // SAFETY: first and only write (checked just above); no reader exists before INIT.
+        // SAFETY: first and only write (checked just above, single vCPU, before any reader:
+        // `get` refuses until INIT is set below).
         unsafe { *SLOT.0.get() = Some(si) };
+        INIT.store(true, Ordering::Release);
         Ok(get())
     }
 

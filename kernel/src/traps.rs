@@ -173,7 +173,7 @@ mod kernel {
             return;
         }
         if FAULT_DEPTH.fetch_add(1, Ordering::SeqCst) > 0 {
-            crate::console::emergency_write(b"trap: fault while reporting a fault\n");
+            report!("trap: fault while reporting a fault");
             crash();
         }
         let cr2 = arch::vcpu().cr2.load(Ordering::Relaxed);

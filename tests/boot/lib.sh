@@ -8,6 +8,7 @@
 #   check WHAT CMD [ARG...]         run CMD; PASS if it exits 0, else FAIL with its output
 #   expect_eq WHAT EXPECTED ACTUAL  PASS if the two strings are identical, else FAIL showing both
 #   expect_match WHAT PATTERN TEXT  PASS if TEXT has a line matching grep -E PATTERN
+#   expect_range WHAT LOW HIGH N    PASS if the integer N is within LOW..HIGH (inclusive)
 #   wait_for_marker LOG PATTERN TIMEOUT_S
 #                                   wait until file LOG has a line matching grep -E PATTERN;
 #                                   returns 0, or 1 after TIMEOUT_S (then prints LOG's tail)
@@ -64,6 +65,14 @@ expect_match() {
         pass "$1"
     else
         fail "$1" "no line matches /$2/ in:" "$3"
+    fi
+}
+
+expect_range() {
+    if [ "$4" -ge "$2" ] 2>/dev/null && [ "$4" -le "$3" ]; then
+        pass "$1 ($4)"
+    else
+        fail "$1" "expected $2..$3, got '$4'"
     fi
 }
 

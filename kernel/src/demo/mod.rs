@@ -112,11 +112,13 @@ impl fmt::Display for Burst {
 /// Writes more than the ring holds in one go: the driver must wait for ring space (it cannot
 /// avoid it: nothing was published yet when the ring fills), losing nothing.
 fn console_burst() {
-    let before = console::full_waits();
+    let waits = console::full_waits();
+    let dropped = console::dropped_bytes();
     crate::print!("{Burst}");
     println!(
-        "console: {BURST_LINES} lines in one write, waited for ring space {} times",
-        console::full_waits() - before
+        "console: {BURST_LINES} lines in one write, waited for ring space {} times, {} bytes dropped",
+        console::full_waits() - waits,
+        console::dropped_bytes() - dropped
     );
 }
 

@@ -8,8 +8,6 @@ pub enum BitmapError {
     OutOfRange(usize),
     /// Freeing an index that is already free (a double free).
     AlreadyFree(usize),
-    /// Reserving an index that is already in use.
-    InUse(usize),
 }
 
 /// Allocator of indices `0..len` over a word array `S` (`Vec<u64>`, `&'static mut [u64]`, ...).
@@ -27,20 +25,23 @@ pub const fn words_for(len: usize) -> usize {
 }
 
 impl<S: AsRef<[u64]> + AsMut<[u64]>> Bitmap<S> {
-    /// A bitmap of `len` indices, all **in use**; free ranges with [`Bitmap::free_range`].
+    /// A bitmap of `len` indices: `first_free..len` start free, `0..first_free` in use.
     /// Panics if `words` holds fewer than `len` bits.
-    pub fn new_all_used(mut words: S, len: usize) -> Self {
+    pub fn new(mut words: S, len: usize, first_free: usize) -> Self {
         assert!(
             words.as_ref().len() >= words_for(len),
             "bitmap storage too small"
         );
         words.as_mut().fill(0);
-        Bitmap {
+        let first_free = first_free.min(len);
+        let mut b = Bitmap {
             words,
             len,
-            free: 0,
-            hint: len,
-        }
+            free: len - first_free,
+            hint: first_free,
+        };
+        (first_free..len).for_each(|i| b.set(i, true));
+        b
     }
 
     /// Number of indices managed.
@@ -139,24 +140,6 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> Bitmap<S> {
         self.hint = self.hint.min(idx);
         Ok(())
     }
-
-    /// Frees every index of `start..end` (all must be in use).
-    pub fn free_range(&mut self, start: usize, end: usize) -> Result<(), BitmapError> {
-        (start..end).try_for_each(|i| self.free(i))
-    }
-
-    /// Marks a free `idx` as in use (keeps it out of the pool).
-    pub fn reserve(&mut self, idx: usize) -> Result<(), BitmapError> {
-        if idx >= self.len {
-            return Err(BitmapError::OutOfRange(idx));
-        }
-        if !self.is_free(idx) {
-            return Err(BitmapError::InUse(idx));
-        }
-        self.set(idx, false);
-        self.free -= 1;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -164,22 +147,22 @@ mod tests {
     use super::*;
 
     fn bitmap(len: usize) -> Bitmap<Vec<u64>> {
-        let mut b = Bitmap::new_all_used(vec![u64::MAX; words_for(len)], len);
-        b.free_range(0, len).unwrap();
-        b
+        Bitmap::new(vec![u64::MAX; words_for(len)], len, 0)
     }
 
     #[test]
-    fn starts_all_used_until_freed() {
-        let mut b = Bitmap::new_all_used(vec![u64::MAX; 2], 100);
-        assert_eq!(b.free_count(), 0);
-        assert_eq!(b.alloc(), None);
-        b.free_range(10, 13).unwrap();
+    fn only_the_tail_starts_free() {
+        let mut b = Bitmap::new(vec![u64::MAX; 2], 100, 97);
         assert_eq!(b.free_count(), 3);
-        assert_eq!(b.alloc(), Some(10));
-        assert_eq!(b.alloc(), Some(11));
-        assert_eq!(b.alloc(), Some(12));
+        assert!(!b.is_free(96));
+        assert_eq!(b.alloc(), Some(97));
+        assert_eq!(b.alloc(), Some(98));
+        assert_eq!(b.alloc(), Some(99));
         assert_eq!(b.alloc(), None);
+        b.free(10).unwrap();
+        assert_eq!(b.alloc(), Some(10));
+        let empty = Bitmap::new(vec![0; 1], 5, 9);
+        assert_eq!(empty.free_count(), 0);
     }
 
     #[test]
@@ -199,8 +182,7 @@ mod tests {
 
     #[test]
     fn never_hands_out_bits_past_len() {
-        let mut b = Bitmap::new_all_used(vec![0; 1], 5);
-        b.free_range(0, 5).unwrap();
+        let mut b = Bitmap::new(vec![0; 1], 5, 0);
         let got: Vec<_> = core::iter::from_fn(|| b.alloc()).collect();
         assert_eq!(got, vec![0, 1, 2, 3, 4]);
     }
@@ -210,17 +192,15 @@ mod tests {
         let mut b = bitmap(10);
         assert_eq!(b.free(4), Err(BitmapError::AlreadyFree(4)));
         assert_eq!(b.free(10), Err(BitmapError::OutOfRange(10)));
-        assert_eq!(b.reserve(10), Err(BitmapError::OutOfRange(10)));
-        b.reserve(4).unwrap();
-        assert_eq!(b.reserve(4), Err(BitmapError::InUse(4)));
-        assert_eq!(b.free_count(), 9);
+        assert_eq!(b.free_count(), 10);
     }
 
     #[test]
     fn runs_are_contiguous_and_skip_holes() {
-        let mut b = bitmap(200);
-        b.reserve(5).unwrap();
-        b.reserve(100).unwrap();
+        let mut b = Bitmap::new(vec![0; words_for(200)], 200, 200);
+        (0..200)
+            .filter(|i| ![5, 100].contains(i))
+            .for_each(|i| b.free(i).unwrap());
         assert_eq!(b.alloc_run(5), Some(0));
         assert_eq!(b.alloc_run(90), Some(6));
         assert_eq!(b.alloc_run(10), Some(101));
@@ -234,15 +214,5 @@ mod tests {
             "97..100 is a separate hole"
         );
         assert_eq!(b.alloc_run(89), Some(111));
-    }
-
-    #[test]
-    fn reserve_keeps_index_out_of_the_pool() {
-        let mut b = bitmap(3);
-        b.reserve(0).unwrap();
-        assert_eq!(b.alloc(), Some(1));
-        assert_eq!(b.alloc(), Some(2));
-        assert_eq!(b.alloc(), None);
-        assert!(!b.is_free(0));
     }
 }

@@ -21,10 +21,9 @@ pub const fn bitmap_pages(nr_pages: u64) -> u64 {
 
 impl<S: AsRef<[u64]> + AsMut<[u64]>> FrameAllocator<S> {
     /// Tracks PFNs `0..nr_pages`; only `free_start..nr_pages` start free.
-    pub fn new(storage: S, nr_pages: u64, free_start: Pfn) -> Result<Self, BitmapError> {
-        let mut map = Bitmap::new_all_used(storage, nr_pages as usize);
-        map.free_range(free_start as usize, nr_pages as usize)?;
-        Ok(FrameAllocator { map, free_start })
+    pub fn new(storage: S, nr_pages: u64, free_start: Pfn) -> Self {
+        let map = Bitmap::new(storage, nr_pages as usize, free_start as usize);
+        FrameAllocator { map, free_start }
     }
 
     /// One free frame.
@@ -49,11 +48,6 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> FrameAllocator<S> {
     pub fn free_count(&self) -> u64 {
         self.map.free_count() as u64
     }
-
-    /// PFNs tracked (`nr_pages`).
-    pub fn total(&self) -> u64 {
-        self.map.len() as u64
-    }
 }
 
 /// Frames left in the frame pool (page tables, granted pages) when the heap takes the rest:
@@ -68,13 +62,12 @@ mod tests {
 
     fn frames(nr_pages: u64, free_start: Pfn) -> FrameAllocator<Vec<u64>> {
         let storage = vec![0u64; words_for(nr_pages as usize)];
-        FrameAllocator::new(storage, nr_pages, free_start).unwrap()
+        FrameAllocator::new(storage, nr_pages, free_start)
     }
 
     #[test]
     fn hands_out_only_free_pfns_lowest_first() {
         let mut f = frames(2048, 0x30);
-        assert_eq!(f.total(), 2048);
         assert_eq!(f.free_count(), 2048 - 0x30);
         assert_eq!(f.alloc(), Some(0x30));
         assert_eq!(f.alloc(), Some(0x31));

@@ -192,11 +192,11 @@ mod target {
         // (checked above) and are kept out of the pool, so nothing else ever uses them.
         let storage =
             unsafe { core::slice::from_raw_parts_mut(pfn_to_va(first_free) as *mut u64, words) };
-        let frames = match FrameAllocator::new(storage, nr_pages, first_free + bm_pages) {
-            Ok(f) => f,
-            Err(e) => panic!("mm: frame allocator: {e:?}"),
-        };
-        *FRAMES.lock() = Some(frames);
+        *FRAMES.lock() = Some(FrameAllocator::new(
+            storage,
+            nr_pages,
+            first_free + bm_pages,
+        ));
 
         let before = free_frames();
         let added = match pagetable::extend_direct_map(nr_pages) {

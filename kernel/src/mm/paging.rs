@@ -52,11 +52,6 @@ pub const fn table_index(va: usize, level: u32) -> usize {
     (va >> (PAGE_SHIFT + 9 * (level - 1))) & (ENTRIES - 1)
 }
 
-/// Bytes of address space one entry at `level` covers (L1: 4 KiB, L2: 2 MiB, L3: 1 GiB).
-pub const fn level_span(level: u32) -> usize {
-    PAGE_SIZE << (9 * (level - 1))
-}
-
 /// True if `va` is canonical (bits 48..63 copy bit 47).
 pub const fn is_canonical(va: usize) -> bool {
     let top = va >> 47;
@@ -91,8 +86,6 @@ pub mod layout {
     pub const MAP_BASE: usize = GNTMAP_BASE + GNTMAP_SLOTS * super::PAGE_SIZE;
     /// Pages in the `map_frame` area (one L1 table).
     pub const MAP_PAGES: usize = 512;
-    /// Upper bound of the 1:1 map: the first reserved area.
-    pub const DIRECT_MAP_END: usize = GNTTAB_BASE;
 }
 
 /// VA of a slot in the grant-map area.
@@ -145,14 +138,6 @@ mod tests {
         assert_eq!(table_index(0x20_0000, 2), 1);
         assert_eq!(table_index(0x4000_0000, 3), 1);
         assert_eq!(table_index(0x80_0000_0000, 4), 1);
-    }
-
-    #[test]
-    fn spans_per_level() {
-        assert_eq!(level_span(1), 4096);
-        assert_eq!(level_span(2), 2 << 20);
-        assert_eq!(level_span(3), 1 << 30);
-        assert_eq!(level_span(4), 512 << 30);
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! Cooperative scheduler: threads with their own 16 KiB stacks (guard page below),
-//! [`yield_now`],
-//! [`sleep_until`], [`WaitQueue`]s that event handlers wake, [`join`], and an idle path that
-//! blocks the domain (`SCHEDOP_block` with a one-shot timer at the earliest deadline) when
-//! nothing can run.
+//! [`yield_now`], [`sleep_until`], [`WaitQueue`]s that event handlers wake, [`join`], and an
+//! idle path that blocks the domain (`SCHEDOP_block` with a one-shot timer at the earliest
+//! deadline) when nothing can run.
 //!
 //! Model: one vCPU, no preemption. [`init`] adopts the calling (boot) context as thread 0;
 //! [`spawn`] adds threads; whichever thread gives up the CPU runs the scheduler on its own

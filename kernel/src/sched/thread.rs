@@ -254,16 +254,17 @@ impl WaitQueue {
     fn wait_until_deadline(&self, deadline: Option<u64>, cond: &mut dyn FnMut() -> bool) -> bool {
         loop {
             let were = events::disable();
-            if cond() {
+            let met = cond();
+            if met || deadline.is_some_and(|d| time::now_ns() >= d) {
+                if deadline.is_some() {
+                    // A deadline wake-up leaves our entry behind: drop it.
+                    let me = with(|s| s.policy.current());
+                    self.waiters.lock().retain(|&s| s != me);
+                }
                 events::restore(were);
-                return true;
+                return met;
             }
             let me = with(|s| s.policy.current());
-            if deadline.is_some_and(|d| time::now_ns() >= d) {
-                self.waiters.lock().retain(|&s| s != me);
-                events::restore(were);
-                return false;
-            }
             {
                 let mut w = self.waiters.lock();
                 if !w.contains(&me) {

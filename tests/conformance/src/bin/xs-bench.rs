@@ -241,44 +241,45 @@ struct Results {
     rss: f64,
 }
 
-fn measure(
-    s: &Server,
-    secs: f64,
-    repeat: usize,
-    nodes: usize,
-    tck: f64,
-) -> Result<Results, String> {
-    let mut c = connect(s)?;
-    let _ = c.rm(0, "/bench");
-    let mut one = Vec::new();
-    let mut one_cpu = Vec::new();
-    let mut eight = Vec::new();
-    let mut eight_cpu = Vec::new();
-    let mut p50 = Vec::new();
-    let mut p99 = Vec::new();
-    let mut tx = Vec::new();
-    for _ in 0..repeat {
-        let (r, c) = write_read(s, 1, secs, tck)?;
-        one.push(r);
-        one_cpu.push(c);
-        let (r, c) = write_read(s, 8, secs, tck)?;
-        eight.push(r);
-        eight_cpu.push(c);
-        let (a, b) = watch_latency(s, 2000)?;
-        p50.push(a);
-        p99.push(b);
-        tx.push(tx_conflicts(s, secs)?);
-    }
+/// Samples of the repeated workloads for one server.
+#[derive(Default)]
+struct Samples {
+    one: Vec<f64>,
+    one_cpu: Vec<f64>,
+    eight: Vec<f64>,
+    eight_cpu: Vec<f64>,
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    tx: Vec<f64>,
+}
+
+/// One round of the repeated workloads.
+fn sample(s: &Server, secs: f64, tck: f64, out: &mut Samples) -> Result<(), String> {
+    let (r, c) = write_read(s, 1, secs, tck)?;
+    out.one.push(r);
+    out.one_cpu.push(c);
+    let (r, c) = write_read(s, 8, secs, tck)?;
+    out.eight.push(r);
+    out.eight_cpu.push(c);
+    let (a, b) = watch_latency(s, 2000)?;
+    out.p50.push(a);
+    out.p99.push(b);
+    out.tx.push(tx_conflicts(s, secs)?);
+    Ok(())
+}
+
+/// The tree workload, then medians of the samples.
+fn finish(s: &Server, smp: Samples, nodes: usize) -> Result<Results, String> {
     let (tree_w, tree_r, per_node, rss) = tree(s, nodes)?;
-    let _ = c.rm(0, "/bench");
+    let _ = connect(s)?.rm(0, "/bench");
     Ok(Results {
-        one: median(one),
-        one_cpu: median(one_cpu),
-        eight: median(eight),
-        eight_cpu: median(eight_cpu),
-        p50: median(p50),
-        p99: median(p99),
-        tx: median(tx),
+        one: median(smp.one),
+        one_cpu: median(smp.one_cpu),
+        eight: median(smp.eight),
+        eight_cpu: median(smp.eight_cpu),
+        p50: median(smp.p50),
+        p99: median(smp.p99),
+        tx: median(smp.tx),
         tree_w,
         tree_r,
         per_node,
@@ -328,10 +329,32 @@ fn main() -> ExitCode {
         }
     }
     let tck = clk_tck();
+    // Rounds alternate between the servers so that background load on the machine affects
+    // them alike; the tree workload runs once per server at the end.
+    let mut samples: Vec<Result<Samples, String>> = servers
+        .iter()
+        .map(|s| {
+            let _ = connect(s)?.rm(0, "/bench");
+            Ok(Samples::default())
+        })
+        .collect();
+    for round in 1..=repeat {
+        for (s, smp) in servers.iter().zip(samples.iter_mut()) {
+            eprintln!(
+                "xs-bench: round {round}/{repeat}: {} (pid {})",
+                s.name, s.pid
+            );
+            if let Ok(out) = smp {
+                if let Err(e) = sample(s, secs, tck, out) {
+                    *smp = Err(e);
+                }
+            }
+        }
+    }
     let mut results = Vec::new();
-    for s in &servers {
-        eprintln!("xs-bench: measuring {} (pid {})...", s.name, s.pid);
-        match measure(s, secs, repeat, nodes, tck) {
+    for (s, smp) in servers.iter().zip(samples) {
+        eprintln!("xs-bench: {}-node tree: {}", nodes, s.name);
+        match smp.and_then(|x| finish(s, x, nodes)) {
             Ok(r) => results.push(Some(r)),
             Err(e) => {
                 eprintln!("xs-bench: {}: {e}", s.name);
@@ -359,10 +382,10 @@ fn main() -> ExitCode {
     ];
     print!("{:<34}", format!("workload ({nodes} nodes tree)"));
     for s in &servers {
-        print!("{:>13}", s.name);
+        print!("{:>15}", s.name);
     }
     for s in servers.iter().filter(|s| s.name != baseline) {
-        print!("{:>13}", format!("{}/{}", s.name, baseline));
+        print!("{:>15}", format!("{}/{}", s.name, baseline));
     }
     println!();
     for (label, f, fmt) in rows {
@@ -374,7 +397,7 @@ fn main() -> ExitCode {
                 Some(r) => format!("{:.2}", f(r)),
                 None => "error".into(),
             };
-            print!("{cell:>13}");
+            print!("{cell:>15}");
         }
         for (s, r) in servers.iter().zip(&results) {
             if s.name == baseline {
@@ -384,7 +407,7 @@ fn main() -> ExitCode {
                 (Some(r), Some(b)) => format!("{:.2}x", f(r) / f(b)),
                 _ => "n/a".into(),
             };
-            print!("{cell:>13}");
+            print!("{cell:>15}");
         }
         println!();
     }
