@@ -1036,7 +1036,13 @@ impl<P: Platform> Engine<P> {
         let [raw, token] = args[..] else {
             return Err(Error::Inval);
         };
-        let (path, _) = self.watch_path(caller, raw)?;
+        // As C: the path is only prefixed, not validated; no such watch is ENOENT.
+        let raw = core::str::from_utf8(raw).map_err(|_| Error::Noent)?;
+        let path = if raw.starts_with('/') || raw.starts_with('@') {
+            String::from(raw)
+        } else {
+            format!("/local/domain/{}/{raw}", caller.domid)
+        };
         let Some(Some(c)) = self.conns.get_mut(cid) else {
             return Err(Error::Io);
         };

@@ -75,6 +75,17 @@ extern "C" fn ferrostore_start(start_info_va: usize) -> ! {
         demo::run(si, &layout, &grants);
         poweroff();
     }
+    if opts.xsclient {
+        demo::xsclient::run(si);
+        poweroff();
+    }
+    if let Some(mode) = opts.ring_abuse {
+        demo::ring_abuse::run(si, mode);
+        poweroff();
+    }
+    if let Some(port) = opts.event {
+        crate::xenstored::run(&opts, port);
+    }
     println!("ferrostore: no mode on the command line (expected 'demo'); powering off");
     poweroff();
 }

@@ -2,8 +2,35 @@
 //! `--event N` from init-xenstore-domain), parsed into [`Options`]. Words are separated by
 //! whitespace; options are `word`, `key=value` or `--key value`. Unknown words are counted
 //! and otherwise ignored (init-xenstore-domain may pass options this kernel does not use).
+//!
+//! Xenstore stub options (C xenstored's names): `--event N`, `--priv-domid N`,
+//! `-Q|--quota NAME=VALUE` (hard quota, names as CONTROL `quota`), `-V|--verbose` (debug
+//! log level). Guest-test mode: `ring-abuse=index|header|flood` (docs/stub-domain.md).
 
 use crate::console::Level;
+use xenstore_engine::quota::NAMES as QUOTA_NAMES;
+
+/// How the `ring-abuse` test guest misbehaves on its own xenstore ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingAbuse {
+    /// Writes request indices more than a ring apart (ring error RINGIDX expected).
+    Index,
+    /// Sends a header announcing more than 4096 payload bytes (ring error PROTO expected).
+    Header,
+    /// Writes requests flat out and never reads a reply (back-pressure expected).
+    Flood,
+}
+
+impl RingAbuse {
+    fn parse(s: &str) -> Option<RingAbuse> {
+        match s {
+            "index" => Some(RingAbuse::Index),
+            "header" => Some(RingAbuse::Header),
+            "flood" => Some(RingAbuse::Flood),
+            _ => None,
+        }
+    }
+}
 
 /// Parsed command-line options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,10 +41,18 @@ pub struct Options {
     pub panic: bool,
     /// `fault`: read the unmapped page 0 after boot (tests the fatal-trap report).
     pub fault: bool,
+    /// `xsclient`: run the xenstore-client demo over the domain's own store ring.
+    pub xsclient: bool,
     /// `loglevel=error|warn|info|debug`.
     pub log_level: Level,
     /// `--event N`: the event channel dom0's xenstore ring uses (xenstore stub mode).
     pub event: Option<u32>,
+    /// `--priv-domid N`: a second privileged domain (xenstore stub mode).
+    pub priv_domid: Option<u32>,
+    /// `-Q|--quota NAME=VALUE`: quota overrides, indexed like the engine's quota `NAMES`.
+    pub quotas: [Option<u32>; QUOTA_NAMES.len()],
+    /// `ring-abuse=MODE`: run the misbehaving xenstore-client test.
+    pub ring_abuse: Option<RingAbuse>,
     /// Words that were not understood (or had a bad value).
     pub unknown: usize,
 }
@@ -28,8 +63,12 @@ impl Default for Options {
             demo: false,
             panic: false,
             fault: false,
+            xsclient: false,
             log_level: Level::Info,
             event: None,
+            priv_domid: None,
+            quotas: [None; QUOTA_NAMES.len()],
+            ring_abuse: None,
             unknown: 0,
         }
     }
@@ -49,6 +88,7 @@ impl Options {
                 "demo" if inline.is_none() => o.demo = true,
                 "panic" if inline.is_none() => o.panic = true,
                 "fault" if inline.is_none() => o.fault = true,
+                "xsclient" if inline.is_none() => o.xsclient = true,
                 "loglevel" | "--loglevel" => {
                     let v = if key.starts_with("--") && inline.is_none() {
                         words.next()
@@ -67,10 +107,47 @@ impl Options {
                         None => o.unknown += 1,
                     }
                 }
+                "--priv-domid" => {
+                    let v = inline.or_else(|| words.next());
+                    match v.and_then(|v| v.parse::<u32>().ok()) {
+                        Some(d) => o.priv_domid = Some(d),
+                        None => o.unknown += 1,
+                    }
+                }
+                "-Q" | "--quota" if inline.is_none() => {
+                    if !o.set_quota(words.next()) {
+                        o.unknown += 1;
+                    }
+                }
+                "-V" | "--verbose" if inline.is_none() => o.log_level = Level::Debug,
+                "ring-abuse" => match inline.and_then(RingAbuse::parse) {
+                    Some(m) => o.ring_abuse = Some(m),
+                    None => o.unknown += 1,
+                },
                 _ => o.unknown += 1,
             }
         }
         o
+    }
+
+    /// Records `NAME=VALUE` of a quota option; false if malformed or unknown.
+    fn set_quota(&mut self, arg: Option<&str>) -> bool {
+        let Some((name, value)) = arg.and_then(|a| a.split_once('=')) else {
+            return false;
+        };
+        let (Some(i), Ok(v)) = (
+            QUOTA_NAMES.iter().position(|n| *n == name),
+            value.parse::<u32>(),
+        ) else {
+            return false;
+        };
+        match self.quotas.get_mut(i) {
+            Some(slot) => {
+                *slot = Some(v);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -86,8 +163,8 @@ mod tests {
 
     #[test]
     fn demo_and_panic_flags() {
-        let o = Options::parse("demo panic fault");
-        assert!(o.demo && o.panic && o.fault);
+        let o = Options::parse("demo panic fault xsclient");
+        assert!(o.demo && o.panic && o.fault && o.xsclient);
         assert_eq!(o.unknown, 0);
     }
 
@@ -108,6 +185,42 @@ mod tests {
         assert!(!o.demo);
         assert_eq!(o.unknown, 3);
         assert_eq!(Options::parse("--event").unknown, 1);
+    }
+
+    #[test]
+    fn stub_options() {
+        let o = Options::parse("--event 3 --priv-domid 7 -Q memory=4096 --quota outstanding=5 -V");
+        assert_eq!(o.event, Some(3));
+        assert_eq!(o.priv_domid, Some(7));
+        assert_eq!(o.log_level, Level::Debug);
+        assert_eq!(o.unknown, 0);
+        let at = |n: &str| QUOTA_NAMES.iter().position(|x| *x == n).unwrap();
+        assert_eq!(o.quotas[at("memory")], Some(4096));
+        assert_eq!(o.quotas[at("outstanding")], Some(5));
+        assert_eq!(o.quotas.iter().flatten().count(), 2);
+        let bad = Options::parse("-Q bogus=1 --quota nodes=x -Q --priv-domid z");
+        assert_eq!(bad.quotas, [None; QUOTA_NAMES.len()]);
+        assert_eq!(bad.priv_domid, None);
+        assert_eq!(bad.unknown, 4);
+    }
+
+    #[test]
+    fn ring_abuse_modes() {
+        assert_eq!(
+            Options::parse("ring-abuse=index").ring_abuse,
+            Some(RingAbuse::Index)
+        );
+        assert_eq!(
+            Options::parse("ring-abuse=header").ring_abuse,
+            Some(RingAbuse::Header)
+        );
+        assert_eq!(
+            Options::parse("ring-abuse=flood").ring_abuse,
+            Some(RingAbuse::Flood)
+        );
+        let o = Options::parse("ring-abuse=other ring-abuse");
+        assert_eq!(o.ring_abuse, None);
+        assert_eq!(o.unknown, 2);
     }
 
     #[test]

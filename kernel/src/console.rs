@@ -45,6 +45,20 @@ pub fn out_space(cons: u32, prod: u32) -> u32 {
     OUT_RING_SIZE.saturating_sub(prod.wrapping_sub(cons))
 }
 
+/// Feeds `s` to `emit` with every `\n` turned into `\r\n` (what terminals on the console
+/// backend expect).
+pub fn crlf(s: &str, mut emit: impl FnMut(&[u8])) {
+    for chunk in s.split_inclusive('\n') {
+        match chunk.strip_suffix('\n') {
+            Some(line) => {
+                emit(line.as_bytes());
+                emit(b"\r\n");
+            }
+            None => emit(chunk.as_bytes()),
+        }
+    }
+}
+
 /// How long a writer waits for a backend that consumes nothing before it drops output (for
 /// example a xenstore stub domain whose xenconsoled cannot start until it serves xenstore).
 pub const STALL_NS: u64 = 5_000_000_000;
@@ -105,7 +119,7 @@ pub use kernel::*;
 
 #[cfg(target_os = "none")]
 mod kernel {
-    use super::{out_space, Level, StallDetector, OUT_RING_SIZE};
+    use super::{crlf, out_space, Level, StallDetector, OUT_RING_SIZE};
     use crate::arch;
     use crate::events::{self, Port};
     use crate::hypercall;
@@ -178,15 +192,7 @@ mod kernel {
 
     impl Write for Writer<'_> {
         fn write_str(&mut self, s: &str) -> fmt::Result {
-            for chunk in s.split_inclusive('\n') {
-                match chunk.strip_suffix('\n') {
-                    Some(line) => {
-                        self.0.put(line.as_bytes());
-                        self.0.put(b"\r\n");
-                    }
-                    None => self.0.put(chunk.as_bytes()),
-                }
-            }
+            crlf(s, |bytes| self.0.put(bytes));
             Ok(())
         }
     }
@@ -343,6 +349,16 @@ mod tests {
         // Same cons much later, but a new wait: not a stall yet.
         assert!(d.ring_full(5, 10 * STALL_NS));
         assert!(!d.ring_full(5, 11 * STALL_NS));
+    }
+
+    #[test]
+    fn newlines_become_crlf() {
+        let mut out = Vec::new();
+        crlf("a\nbc\n\nd", |b| out.extend_from_slice(b));
+        assert_eq!(out, b"a\r\nbc\r\n\r\nd");
+        out.clear();
+        crlf("", |b| out.extend_from_slice(b));
+        assert!(out.is_empty());
     }
 
     #[test]

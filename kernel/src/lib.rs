@@ -2,7 +2,8 @@
 //!
 //! Modules follow the boot path (see docs/boot-path.md): `arch` (boot assembly, shared_info),
 //! `start_info`, `hypercall`, `console`, `traps`, `events`, `cmdline`, `mm`, `time`, `gnttab`,
-//! `gntmap`, `sched`, then `boot` (the ordered bring-up) and `demo`. Pure logic is compiled and
+//! `gntmap`, `sched`, then `boot` (the ordered bring-up), `demo`, `xenbus` (the kernel's own
+//! xenstore client) and `xenstored` (the stub-domain service). Pure logic is compiled and
 //! unit-tested on the host; everything touching Xen is `#[cfg(target_os = "none")]`.
 #![cfg_attr(not(test), no_std)]
 
@@ -19,6 +20,8 @@ pub mod shared_info;
 pub mod start_info;
 pub mod time;
 pub mod traps;
+pub mod xenbus;
+pub mod xenstored;
 
 #[cfg(target_os = "none")]
 pub mod arch;

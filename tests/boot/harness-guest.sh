@@ -1,3 +1,4 @@
+# xen-run: --timeout 300
 # Harness self-test: a Linux PV guest (/ferrostore/guest/) boots under xl with the C
 # xenstored, runs the command given after "--" on its kernel command line, and powers off.
 . /ferrostore/tests/boot/lib.sh

@@ -153,3 +153,22 @@ finish() {
     fi
     exit 0
 }
+
+# Added for the kernel platform scenarios (tests/boot/platform-*.sh):
+#   domain_in_state NAME LETTER     true when `xl list NAME` shows LETTER in its State column
+#                                   (r running, b blocked, p paused, s shutdown, c crashed)
+#   wait_domain_state NAME LETTER TIMEOUT_S
+#                                   wait until domain_in_state holds; returns 0, or 1 after
+#                                   TIMEOUT_S (then prints `xl list`)
+domain_in_state() {
+    xl list "$1" 2>/dev/null | awk -v l="$2" 'NR == 2 && index($5, l) { found = 1 } END { exit !found }'
+}
+
+wait_domain_state() {
+    if _poll "$3" domain_in_state "$1" "$2"; then
+        return 0
+    fi
+    echo "wait_domain_state: domain $1 not in state '$2' after $3 s:"
+    xl list 2>&1 | sed 's/^/    /'
+    return 1
+}

@@ -8,16 +8,6 @@
 
 cfg=/ferrostore/xen-config/panic.cfg
 
-# is_crashed NAME: true when `xl list NAME` shows the domain with state "c" (crashed).
-is_crashed() {
-    xl list "$1" 2>/dev/null | awk 'NR == 2 && $5 ~ /c/ { found = 1 } END { exit !found }'
-}
-
-# wait_crashed NAME TIMEOUT_S
-wait_crashed() {
-    _poll "$2" is_crashed "$1"
-}
-
 check "xl create panic.cfg" xl create $cfg
 log=$(guest_log ferrostore-panic)
 if wait_for_marker "$log" '^PANIC: ' 60; then
@@ -28,10 +18,10 @@ fi
 expect_match "panic message and location" \
     "^PANIC: deliberate panic requested by the 'panic' command-line option at kernel/src/boot\.rs:[0-9]+:[0-9]+\$" \
     "$(tr -d '\r' <"$log")"
-if wait_crashed ferrostore-panic 30; then
+if wait_domain_state ferrostore-panic c 30; then
     pass "panicked domain is crashed and preserved"
 else
-    fail "panicked domain is crashed and preserved" "$(xl list)"
+    fail "panicked domain is crashed and preserved"
 fi
 check "xl destroy ferrostore-panic" xl destroy ferrostore-panic
 
@@ -52,10 +42,10 @@ expect_match "page fault: vector, error code, rip, cr2" \
 expect_match "register dump" '^  rsi 0x[0-9a-f]{16} rdi 0x[0-9a-f]{16} rbp 0x[0-9a-f]{16} rsp 0x[0-9a-f]{16}$' "$out"
 expect_eq "stack dump: 4 rows of 4 words" 4 \
     "$(printf '%s\n' "$out" | grep -cE '^  0x[0-9a-f]{16}: ([0-9a-f]{16} ){3}[0-9a-f]{16}$')"
-if wait_crashed ferrostore-fault 30; then
+if wait_domain_state ferrostore-fault c 30; then
     pass "faulted domain is crashed and preserved"
 else
-    fail "faulted domain is crashed and preserved" "$(xl list)"
+    fail "faulted domain is crashed and preserved"
 fi
 check "xl destroy ferrostore-fault" xl destroy ferrostore-fault
 finish

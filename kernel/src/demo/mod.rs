@@ -7,7 +7,9 @@
 //! and asserted by tests/boot/platform-*.sh.
 
 pub mod memory;
+pub mod ring_abuse;
 pub mod threads;
+pub mod xsclient;
 
 use crate::gnttab::GnttabInfo;
 use crate::hypercall;

@@ -34,11 +34,6 @@ impl Client {
         })
     }
 
-    /// Changes the read timeout (None waits forever).
-    pub fn set_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.stream.set_read_timeout(t)
-    }
-
     /// Writes bytes exactly as given.
     pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes)

@@ -1,28 +1,32 @@
-//! `xs-diff --a SOCKET --b SOCKET [--seed N] [--sequences N] [--ops N]`: differential test.
-//!
-//! `--max-divergences N` reports up to N diverging sequences (each ends its sequence) before
-//! giving up; the default stops at the first.
+//! `xs-diff --a SOCKET --b SOCKET [--name-a N] [--name-b N] [--seed N] [--sequences N]
+//! [--first-sequence N] [--ops N] [--max-divergences N]`: differential test.
 //!
 //! Sends the same random request sequences (privileged socket clients, two connections per
 //! server, transactions, watches) to two servers and compares every reply and every watch
-//! event. Stops at the first divergence and prints the sequence that led to it with both
-//! replies. Normalizations (each a documented, deliberate freedom of the protocol):
+//! event. Stops at the first divergence and prints the sequence that led to it (with the
+//! options that replay it alone) and both replies; `--max-divergences N` reports up to N
+//! diverging sequences, each ending its sequence, before giving up.
+//!
+//! Normalizations (each a documented freedom of the protocol or a deliberate difference in
+//! engine/DIFFERENCES.md):
 //! * TRANSACTION_START: the id's value is not compared (each side's own ids are tracked);
-//! * DIRECTORY_PART: the generation count is not compared;
+//! * DIRECTORY_PART: the generation count is not compared (item 7);
 //! * DIRECTORY / DIRECTORY_PART: child names compared as sorted lists (order is unspecified);
 //! * watch events: compared per connection as sorted sets after a sync round trip (identical
-//!   pending events may be coalesced, and events of other connections arrive asynchronously);
-//! * transaction isolation: C xenstored 4.17 reads the live store inside a transaction (and
-//!   fails the commit if a node it accessed changed), ferrostored reads a snapshot taken at
-//!   TRANSACTION_START, and C also conflicts on a parent whose child list changed. The two
-//!   agree until a transaction touches a path related to (equal to, above or below) the parent
-//!   of a path changed by someone else after it started. From then on that transaction is
-//!   "diverged": its replies are not compared and its commit is sent as an abort to both
-//!   servers, so both stores stay identical. `xs-conform proto` asserts
-//!   ferrostored's own transaction behaviour.
+//!   pending events may be coalesced, events of other connections arrive asynchronously, and
+//!   item 15 orders RM events differently);
+//! * transaction isolation (item 14): C xenstored 4.17 reads the live store inside a
+//!   transaction and also conflicts on a parent whose child list changed; ferrostored reads a
+//!   snapshot taken at TRANSACTION_START and conflicts only on nodes the transaction accessed.
+//!   The two agree until a transaction uses a path whose parent, or nearest existing
+//!   ancestor, is related to (equal to, above or below) a path changed by someone else after
+//!   it started. From then on that transaction is "diverged": its replies are not compared and
+//!   its commit is sent as an abort to both servers, so both stores stay identical.
+//!   `xs-conform differences` asserts ferrostored's own transaction behaviour.
 //!
-//! Inputs that crash C xenstored 4.17 (empty or unterminated one-argument requests) are never
-//! generated; `xs-conform badinput` covers them.
+//! Never generated: inputs that make C xenstored 4.17 abort (empty or unterminated
+//! one-argument requests; `xs-conform badinput` covers them), CONTROL, INTRODUCE/RELEASE,
+//! WATCH with a depth, GET/SET_FEATURE/QUOTA (`xs-conform guest` and `differences`).
 
 use std::process::ExitCode;
 use xs_conformance::rng::Rng;

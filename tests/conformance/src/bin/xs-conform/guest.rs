@@ -712,44 +712,61 @@ pub fn run(ctx: &Ctx, r: &mut Runner) {
         )?;
         teardown(&mut d0, 125)
     });
-    r.run("xsa233-release-guest-and-its-device-model-together", || {
-        let mut d0 = ctx.conn()?;
-        let _g = setup(ctx, &mut d0, 126)?;
-        let _dm = setup(ctx, &mut d0, 127)?;
-        reply(
-            "SET_TARGET",
-            d0.call(MsgType::SetTarget, 0, b"127\x00126\0"),
-            ok(),
-        )?;
-        reply("watch", d0.watch("@releaseDomain", "rel"), ok())?;
-        sync_events(&mut d0)?;
-        let mut both = wire::encode(MsgType::Release.code(), 901, 0, b"126\0");
-        both.extend(wire::encode(MsgType::Release.code(), 902, 0, b"127\0"));
-        d0.send_raw(&both).map_err(|e| e.to_string())?;
-        for id in [901, 902] {
-            let m = d0.recv_reply(id).map_err(|e| e.to_string())?;
-            eq("RELEASE reply", m.describe(), "RELEASE OK\\0".to_string())?;
-        }
-        let ev = sync_events(&mut d0)?;
-        if ev.is_empty()
-            || ev
-                .iter()
-                .any(|e| e != &("@releaseDomain".to_string(), "rel".to_string()))
-        {
-            return Err(format!("release events {ev:?}"));
-        }
-        reply(
-            "home 126 gone",
-            d0.read(0, "/local/domain/126"),
-            err("ENOENT"),
-        )?;
-        reply(
-            "home 127 gone",
-            d0.read(0, "/local/domain/127"),
-            err("ENOENT"),
-        )?;
-        reply("CONTROL check", d0.control(&["check"]), ok())
-    });
+    r.run(
+        "set-target-then-xsa233-release-guest-and-device-model-together",
+        || {
+            let mut d0 = ctx.conn()?;
+            let _g = setup(ctx, &mut d0, 126)?;
+            let mut dm = setup(ctx, &mut d0, 127)?;
+            let n = p("target");
+            reply("node for 126", d0.write(0, &n, b"t"), ok())?;
+            reply(
+                "readable by 126",
+                d0.set_perms(0, &n, &["n0", "r126"]),
+                ok(),
+            )?;
+            reply("127 before SET_TARGET", dm.read(0, &n), err("EACCES"))?;
+            reply(
+                "SET_TARGET",
+                d0.call(MsgType::SetTarget, 0, b"127\x00126\0"),
+                ok(),
+            )?;
+            reply("127 acts for 126", dm.read(0, &n), val(b"t"))?;
+            reply(
+                "127 writes 126's home",
+                dm.write(0, "/local/domain/126/dm", b""),
+                ok(),
+            )?;
+            reply("watch", d0.watch("@releaseDomain", "rel"), ok())?;
+            sync_events(&mut d0)?;
+            let mut both = wire::encode(MsgType::Release.code(), 901, 0, b"126\0");
+            both.extend(wire::encode(MsgType::Release.code(), 902, 0, b"127\0"));
+            d0.send_raw(&both).map_err(|e| e.to_string())?;
+            for id in [901, 902] {
+                let m = d0.recv_reply(id).map_err(|e| e.to_string())?;
+                eq("RELEASE reply", m.describe(), "RELEASE OK\\0".to_string())?;
+            }
+            let ev = sync_events(&mut d0)?;
+            if ev.is_empty()
+                || ev
+                    .iter()
+                    .any(|e| e != &("@releaseDomain".to_string(), "rel".to_string()))
+            {
+                return Err(format!("release events {ev:?}"));
+            }
+            reply(
+                "home 126 gone",
+                d0.read(0, "/local/domain/126"),
+                err("ENOENT"),
+            )?;
+            reply(
+                "home 127 gone",
+                d0.read(0, "/local/domain/127"),
+                err("ENOENT"),
+            )?;
+            reply("CONTROL check", d0.control(&["check"]), ok())
+        },
+    );
     r.run("xsa325-garbage-then-release", || {
         let mut d0 = ctx.conn()?;
         let mut g = setup(ctx, &mut d0, 128)?;
@@ -828,6 +845,30 @@ pub fn run(ctx: &Ctx, r: &mut Runner) {
         eq("one event per watch", sync_events(&mut g)?, want)?;
         teardown(&mut d0, 130)
     });
+    r.run("write-rate-limit", || {
+        // DIFFERENCES.md item 16: 200 writes/s per domain after a burst of 50 for a new
+        // domain, so 150 writes cannot finish in under 0.4 s; reads are not limited.
+        let mut d0 = ctx.conn()?;
+        let mut g = setup(ctx, &mut d0, 131)?;
+        let t = Instant::now();
+        for i in 0..150 {
+            reply("write", g.write(0, "r", i.to_string().as_bytes()), ok())?;
+        }
+        let took = t.elapsed();
+        if took < Duration::from_millis(400) {
+            return Err(format!("150 guest writes took {took:?}: not rate-limited"));
+        }
+        let t = Instant::now();
+        for _ in 0..150 {
+            reply("read", g.read(0, "r"), val(b"149"))?;
+        }
+        eq(
+            "150 reads under 0.4 s",
+            t.elapsed() < Duration::from_millis(400),
+            true,
+        )?;
+        teardown(&mut d0, 131)
+    });
     r.run("xsa425-release-busy-connection", || {
         let mut d0 = ctx.conn()?;
         let mut g = setup(ctx, &mut d0, 118)?;
@@ -871,6 +912,39 @@ pub fn run(ctx: &Ctx, r: &mut Runner) {
         eq("full quota again", (k2, e2.as_str()), (k, "ENOSPC"))?;
         teardown(&mut d0, 120)
     });
+    if let Some(pd) = ctx.priv_domid {
+        r.run("priv-domid-is-privileged", || {
+            let mut d0 = ctx.conn()?;
+            let mut g = setup(ctx, &mut d0, pd)?;
+            reply("CONTROL check", g.control(&["check"]), ok())?;
+            reply("read n0 node", g.read(0, "/tool"), val(b""))?;
+            eq(
+                "directory /",
+                g.directory(0, "/").map(|d| d.contains(&"tool".to_string())),
+                Ok(true),
+            )?;
+            reply(
+                "IS_DOMAIN_INTRODUCED",
+                g.call(
+                    MsgType::IsDomainIntroduced,
+                    0,
+                    &wire::strings(&[&pd.to_string()]),
+                ),
+                val(b"T\0"),
+            )?;
+            reply(
+                "relative paths still under its home",
+                g.write(0, "rel", b"x"),
+                ok(),
+            )?;
+            reply(
+                "home",
+                d0.read(0, &format!("/local/domain/{pd}/rel")),
+                val(b"x"),
+            )?;
+            teardown(&mut d0, pd)
+        });
+    }
     if let Ok(mut c) = ctx.conn() {
         let _ = c.rm(0, B);
     }

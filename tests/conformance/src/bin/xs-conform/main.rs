@@ -24,6 +24,8 @@ pub struct Ctx {
     pub domain_dir: Option<PathBuf>,
     pub seed: u64,
     pub iterations: usize,
+    /// The server's `--priv-domid`, if it was started with one.
+    pub priv_domid: Option<u32>,
 }
 
 impl Ctx {
@@ -68,7 +70,7 @@ pub fn expect_events(c: &mut Client, what: &str, want: &[(&str, &str)]) -> Resul
 fn usage() -> ExitCode {
     eprintln!(
         "usage: xs-conform proto|badinput|guest|fuzz|tools|differences --socket PATH \
-         [--domain-dir DIR] [--filter SUBSTR] [--seed N] [--iterations N] [--skip T1,T2] [--quiet]"
+         [--domain-dir DIR] [--priv-domid N] [--filter SUBSTR] [--seed N] [--iterations N] [--skip T1,T2] [--quiet]"
     );
     ExitCode::from(2)
 }
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
     let mut iterations = 0;
     let mut quiet = false;
     let mut skip = Vec::new();
+    let mut priv_domid = None;
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned();
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
             "--seed" => seed = value().and_then(|v| v.parse().ok()).unwrap_or(1),
             "--iterations" => iterations = value().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--quiet" => quiet = true,
+            "--priv-domid" => priv_domid = value().and_then(|v| v.parse().ok()),
             "--skip" => {
                 skip = value()
                     .map(|v| v.split(',').map(str::to_string).collect())
@@ -112,6 +116,7 @@ fn main() -> ExitCode {
         domain_dir,
         seed,
         iterations,
+        priv_domid,
     };
     let mut r = Runner::new(&suite, filter, quiet);
     r.skip(&skip);

@@ -1,0 +1,312 @@
+//! The xenstore stub-domain service (command line `--event N` from init-xenstore-domain):
+//! the engine (`xenstore_engine`) serving dom0's ring and every introduced guest's ring.
+//!
+//! Start: bind VIRQ_DOM_EXC, introduce dom0 (grant ref 1 of dom0, port N; its indices are
+//! kept because dom0 may already have written requests), then loop forever in one
+//! dispatcher: event handlers only mark their port and wake it; each pass services every
+//! ring with work once, with a request budget per ring ([`budget`]), so no ring starves
+//! another; rings with budget-limited input go to the back of the queue. A timer tick runs
+//! `Engine::tick` (watch-event expiry) and re-polls rings held back by the write-rate limit.
+//! A ring whose indices or header are bad gets the `error` field set and is ignored until
+//! the guest asks to reconnect. VIRQ_DOM_EXC triggers a getdomaininfo scan ([`domstate`]).
+
+pub mod budget;
+pub mod domstate;
+
+#[cfg(target_os = "none")]
+pub(crate) mod page;
+#[cfg(target_os = "none")]
+mod platform;
+#[cfg(target_os = "none")]
+pub use service::run;
+
+#[cfg(target_os = "none")]
+mod service {
+    use super::budget::{Budgeted, PASS_BUDGET};
+    use super::domstate::{classify, DomState};
+    use super::platform::{KernelPlatform, Rings, SharedRings};
+    use crate::cmdline::Options;
+    use crate::events::{self, Port};
+    use crate::hypercall::{self, virq};
+    use crate::sched::WaitQueue;
+    use crate::shared_info::NR_EVENT_CHANNELS;
+    use crate::{mm, time};
+    use alloc::collections::{BTreeSet, VecDeque};
+    use alloc::rc::Rc;
+    use alloc::vec::Vec;
+    use core::cell::RefCell;
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use xenstore_engine::quota::NAMES as QUOTA_NAMES;
+    use xenstore_engine::ring::{self, RingPage, CONNECTION, RECONNECT, REQ_CONS, REQ_PROD};
+    use xenstore_engine::{Config, ConnId, Engine};
+
+    type Store = Engine<KernelPlatform>;
+
+    /// Engine tick (watch-event expiry).
+    const TICK_NS: u64 = 1_000_000_000;
+    /// Re-poll interval while a ring is held back by the write-rate limit.
+    const THROTTLE_POLL_NS: u64 = 20_000_000;
+    /// Default per-domain memory quota: at most this fraction of the heap.
+    const MEMORY_QUOTA_HEAP_DIVISOR: usize = 4;
+
+    const WORDS: usize = NR_EVENT_CHANNELS / 64;
+    static PENDING: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
+    static WAKE: WaitQueue = WaitQueue::new();
+
+    /// Event handler of every ring port and of VIRQ_DOM_EXC.
+    fn on_event(port: Port) {
+        if let Some(w) = PENDING.get(port as usize / 64) {
+            w.fetch_or(1 << (port % 64), Ordering::SeqCst);
+        }
+        WAKE.wake_all();
+    }
+
+    fn any_pending() -> bool {
+        PENDING.iter().any(|w| w.load(Ordering::SeqCst) != 0)
+    }
+
+    fn take_pending(out: &mut Vec<Port>) {
+        for (i, w) in PENDING.iter().enumerate() {
+            let mut bits = w.swap(0, Ordering::SeqCst);
+            while bits != 0 {
+                let b = bits.trailing_zeros();
+                bits &= bits - 1;
+                out.push((i * 64) as Port + b);
+            }
+        }
+    }
+
+    fn config(opts: &Options) -> Config {
+        let mut cfg = Config::default();
+        let heap = mm::heap_stats().size;
+        cfg.quotas.memory = cfg
+            .quotas
+            .memory
+            .min((heap / MEMORY_QUOTA_HEAP_DIVISOR) as u32);
+        cfg.soft_memory = cfg.soft_memory.min(cfg.quotas.memory / 5 * 4);
+        for (name, v) in QUOTA_NAMES.iter().zip(opts.quotas.iter()) {
+            if let Some(v) = v {
+                cfg.quotas.set(name, *v);
+            }
+        }
+        cfg.priv_domid = opts.priv_domid;
+        cfg
+    }
+
+    /// Runs the stub service with dom0's ring on event channel `dom0_port`; never returns.
+    pub fn run(opts: &Options, dom0_port: u32) -> ! {
+        let rings: SharedRings = Rc::new(RefCell::new(Rings::default()));
+        let cfg = config(opts);
+        crate::log_info!(
+            "xenstored: quotas: memory {} B, nodes {}, outstanding {}{}",
+            cfg.quotas.memory,
+            cfg.quotas.nodes,
+            cfg.quotas.outstanding,
+            cfg.priv_domid
+                .map_or(alloc::string::String::new(), |d| alloc::format!(
+                    ", privileged dom{d}"
+                ))
+        );
+        let mut engine = Engine::new(KernelPlatform::new(rings.clone(), on_event), cfg);
+        let virq_port = match events::bind_virq(virq::DOM_EXC) {
+            Ok(p) => {
+                events::set_handler(p, on_event);
+                events::unmask(p);
+                Some(p)
+            }
+            Err(e) => {
+                crate::log_warn!("xenstored: bind VIRQ_DOM_EXC failed ({e}): no death detection");
+                None
+            }
+        };
+        rings.borrow_mut().initial = true;
+        let r = engine.introduce(0, 0, dom0_port);
+        rings.borrow_mut().initial = false;
+        if let Err(e) = r {
+            panic!(
+                "xenstored: cannot serve dom0 on port {dom0_port}: {}",
+                e.name()
+            );
+        }
+        crate::println!("xenstored: serving dom0 (event channel {dom0_port})");
+        Dispatcher {
+            engine,
+            rings,
+            virq_port,
+            active: VecDeque::new(),
+            queued: BTreeSet::new(),
+            throttled: BTreeSet::new(),
+        }
+        .run()
+    }
+
+    struct Dispatcher {
+        engine: Store,
+        rings: SharedRings,
+        virq_port: Option<Port>,
+        /// Rings to service, in turn order.
+        active: VecDeque<ConnId>,
+        /// The members of `active`.
+        queued: BTreeSet<ConnId>,
+        /// Rings with unread requests the engine does not accept yet (write-rate limit).
+        throttled: BTreeSet<ConnId>,
+    }
+
+    impl Dispatcher {
+        fn activate(&mut self, conn: ConnId) {
+            if self.queued.insert(conn) {
+                self.active.push_back(conn);
+            }
+        }
+
+        fn run(mut self) -> ! {
+            let mut ports = Vec::new();
+            let mut next_tick = time::now_ns() + TICK_NS;
+            loop {
+                let deadline = if self.throttled.is_empty() {
+                    next_tick
+                } else {
+                    next_tick.min(time::now_ns() + THROTTLE_POLL_NS)
+                };
+                let idle = self.active.is_empty();
+                if idle {
+                    WAKE.wait_until_or(deadline, any_pending);
+                }
+                ports.clear();
+                take_pending(&mut ports);
+                let mut scan = false;
+                for &p in &ports {
+                    if Some(p) == self.virq_port {
+                        scan = true;
+                    } else if let Some(&c) = self.rings.borrow().by_port.get(&p) {
+                        if self.queued.insert(c) {
+                            self.active.push_back(c);
+                        }
+                    }
+                }
+                if scan {
+                    self.scan_domains();
+                }
+                let now = time::now_ns();
+                if now >= next_tick {
+                    self.engine.tick();
+                    next_tick = now + TICK_NS;
+                }
+                if now >= deadline {
+                    for c in core::mem::take(&mut self.throttled) {
+                        self.activate(c);
+                    }
+                }
+                for c in self.engine.take_ready() {
+                    self.activate(c);
+                }
+                self.pass();
+                self.rings.borrow_mut().retired.clear();
+                if !self.active.is_empty() {
+                    crate::sched::yield_now();
+                }
+            }
+        }
+
+        /// Services every queued ring once, in turn, with one budget each.
+        fn pass(&mut self) {
+            let turn: Vec<ConnId> = self.active.drain(..).collect();
+            self.queued.clear();
+            for c in turn {
+                match self.service(c) {
+                    After::Idle => {}
+                    After::More => self.activate(c),
+                    After::Throttled => {
+                        self.throttled.insert(c);
+                    }
+                }
+                // Replies and events for other rings are picked up at once.
+                for r in self.engine.take_ready() {
+                    self.activate(r);
+                }
+            }
+        }
+
+        fn service(&mut self, conn: ConnId) -> After {
+            let (mut page, port, domid, failed) = match self.rings.borrow().by_conn.get(&conn) {
+                Some(r) => (r.page(), r.port, r.domid, r.failed),
+                None => return After::Idle,
+            };
+            if failed.is_some() && page.load_u32(CONNECTION) != RECONNECT {
+                return After::Idle;
+            }
+            let out = {
+                let mut b = Budgeted::new(&mut page, PASS_BUDGET);
+                ring::service(&mut self.engine, conn, &mut b)
+            };
+            if out.notify {
+                let _ = events::send(port);
+            }
+            let mut rings = self.rings.borrow_mut();
+            let Some(r) = rings.by_conn.get_mut(&conn) else {
+                return After::Idle;
+            };
+            if r.failed != out.error {
+                if let Some(e) = out.error {
+                    crate::log_warn!(
+                        "xenstored: dom{domid}: ring error {e} ({}), connection closed",
+                        error_name(e)
+                    );
+                }
+                r.failed = out.error;
+            }
+            drop(rings);
+            if out.error.is_some() {
+                return After::Idle;
+            }
+            let unread = page.load_u32(REQ_PROD) != page.load_u32(REQ_CONS);
+            match (unread, self.engine.wants_input(conn)) {
+                (false, _) => After::Idle,
+                (true, true) => After::More,
+                // Held back by the outstanding-request quota (the guest's next read of a
+                // reply notifies us) or by the write-rate limit (the next poll).
+                (true, false) => After::Throttled,
+            }
+        }
+
+        /// VIRQ_DOM_EXC: asks Xen about every domain the store knows.
+        fn scan_domains(&mut self) {
+            let known: Vec<u32> = self.rings.borrow().known.iter().copied().collect();
+            for domid in known {
+                let Ok(d) = u16::try_from(domid) else {
+                    continue;
+                };
+                if d == 0 {
+                    continue;
+                }
+                let answer = hypercall::getdomaininfo(d).map(|i| (i.domain, i.flags));
+                match classify(d, answer) {
+                    DomState::Running => {}
+                    DomState::Shutdown => self.engine.domain_shutdown(domid),
+                    DomState::Gone => {
+                        crate::log_info!("xenstored: dom{domid} is gone");
+                        self.rings.borrow_mut().known.remove(&domid);
+                        self.engine.domain_gone(domid);
+                    }
+                    DomState::Unknown(e) => {
+                        crate::log_warn!("xenstored: getdomaininfo(dom{domid}) failed: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    enum After {
+        Idle,
+        More,
+        Throttled,
+    }
+
+    fn error_name(e: u32) -> &'static str {
+        match e {
+            ring::ERROR_RINGIDX => "bad ring indices",
+            ring::ERROR_PROTO => "message too long",
+            _ => "set by the guest",
+        }
+    }
+}

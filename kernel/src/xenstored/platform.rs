@@ -1,0 +1,193 @@
+//! The engine's [`Platform`] in the stub: every introduced domain's ring is grant ref 1 of
+//! that domain mapped writable (the INTRODUCE mfn is never used) plus an interdomain event
+//! channel bound to the port it named. [`Rings`] holds them, shared between the platform
+//! (which the engine owns) and the service loop.
+
+use super::page::MappedPage;
+use crate::events::{self, Port};
+use crate::gntmap::{self, GrantMap};
+use crate::hypercall::{self, dominf, Errno};
+use crate::time;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use xenstore_engine::ring::{self, RingPage, SERVER_FEATURES};
+use xenstore_engine::{ConnId, Error, Platform, FEATURES};
+
+/// `GNTTAB_RESERVED_XENSTORE`: the grant ref of every domain's store ring.
+const STORE_GREF: u32 = 1;
+
+/// One domain's ring.
+pub struct Ring {
+    /// The domain.
+    pub domid: u32,
+    /// Our end of its event channel.
+    pub port: Port,
+    map: GrantMap,
+    /// The ring error we saw ([`ring::ERROR_RINGIDX`], [`ring::ERROR_PROTO`], or the value
+    /// the guest wrote): the connection is closed until the guest asks to reconnect.
+    pub failed: Option<u32>,
+}
+
+impl Ring {
+    /// A view of the ring page; valid while this ring is in [`Rings`] or its retired list.
+    pub fn page(&self) -> MappedPage {
+        // SAFETY: `map` keeps the page mapped until the ring is dropped, which the service
+        // loop does only between passes (`Rings::retired`), when no view is left.
+        unsafe { MappedPage::new(self.map.va()) }
+    }
+}
+
+/// The rings of all introduced domains and the domains the store has asked about.
+#[derive(Default)]
+pub struct Rings {
+    /// Rings by engine connection.
+    pub by_conn: BTreeMap<ConnId, Ring>,
+    /// Connection of each bound port.
+    pub by_port: BTreeMap<Port, ConnId>,
+    /// Released rings, unmapped between passes.
+    pub retired: Vec<Ring>,
+    /// Domains the VIRQ_DOM_EXC scan checks: introduced ones and those found to exist.
+    pub known: BTreeSet<u32>,
+    /// Set while dom0's ring is introduced at start: keep its indices (dom0 may already have
+    /// written requests), only advertise the features.
+    pub initial: bool,
+}
+
+/// The shared handle.
+pub type SharedRings = Rc<RefCell<Rings>>;
+
+/// The stub's platform.
+pub struct KernelPlatform {
+    rings: SharedRings,
+    handler: events::Handler,
+}
+
+impl KernelPlatform {
+    /// A platform that installs `handler` on every ring's port.
+    pub fn new(rings: SharedRings, handler: events::Handler) -> KernelPlatform {
+        KernelPlatform { rings, handler }
+    }
+
+    fn bind(&self, domid: u32, remote_port: u32) -> Result<Port, Error> {
+        let local = events::bind_interdomain(domid as u16, remote_port).map_err(|e| {
+            crate::log_warn!("xenstored: binding dom{domid} port {remote_port}: {e}");
+            errno_to_error(e)
+        })?;
+        events::set_handler(local, self.handler);
+        events::unmask(local);
+        Ok(local)
+    }
+}
+
+fn errno_to_error(e: Errno) -> Error {
+    match e {
+        Errno::ENOMEM => Error::Nomem,
+        Errno::EPERM => Error::Perm,
+        Errno::ESRCH | Errno::ENOENT => Error::Noent,
+        _ => Error::Inval,
+    }
+}
+
+fn unbind(port: Port, domid: u32) {
+    if let Err(e) = events::close(port) {
+        crate::log_warn!("xenstored: closing port {port} of dom{domid}: {e}");
+    }
+}
+
+impl Platform for KernelPlatform {
+    fn introduce(&mut self, conn: ConnId, domid: u32, _mfn: u64, port: u32) -> Result<(), Error> {
+        let Ok(dom) = u16::try_from(domid) else {
+            return Err(Error::Inval);
+        };
+        let map = gntmap::map(dom, STORE_GREF, true).map_err(|e| {
+            crate::log_warn!("xenstored: mapping grant ref 1 of dom{domid}: {e}");
+            Error::Inval
+        })?;
+        let local = self.bind(domid, port)?;
+        let ring = Ring {
+            domid,
+            port: local,
+            map,
+            failed: None,
+        };
+        let mut page = ring.page();
+        let mut rings = self.rings.borrow_mut();
+        if rings.initial {
+            page.store_u32(SERVER_FEATURES, FEATURES);
+        } else {
+            ring::reset(&mut page, FEATURES);
+        }
+        rings.by_port.insert(local, conn);
+        rings.by_conn.insert(conn, ring);
+        rings.known.insert(domid);
+        drop(rings);
+        let _ = events::send(local);
+        crate::log_info!("xenstored: dom{domid} introduced (port {port} -> local {local})");
+        Ok(())
+    }
+
+    fn reintroduce(&mut self, conn: ConnId, domid: u32, port: u32) -> Result<(), Error> {
+        let old = self.rings.borrow().by_conn.get(&conn).map(|r| r.port);
+        if let Some(p) = old {
+            self.rings.borrow_mut().by_port.remove(&p);
+            unbind(p, domid);
+        }
+        let local = self.bind(domid, port)?;
+        let mut rings = self.rings.borrow_mut();
+        let Some(ring) = rings.by_conn.get_mut(&conn) else {
+            drop(rings);
+            unbind(local, domid);
+            return Err(Error::Inval);
+        };
+        ring.port = local;
+        ring.failed = None;
+        ring::reset(&mut ring.page(), FEATURES);
+        rings.by_port.insert(local, conn);
+        drop(rings);
+        let _ = events::send(local);
+        Ok(())
+    }
+
+    fn release(&mut self, conn: ConnId, domid: u32) {
+        let mut rings = self.rings.borrow_mut();
+        rings.known.remove(&domid);
+        if let Some(ring) = rings.by_conn.remove(&conn) {
+            rings.by_port.remove(&ring.port);
+            unbind(ring.port, domid);
+            rings.retired.push(ring);
+        }
+        drop(rings);
+        let heap = crate::mm::heap_stats();
+        crate::log_info!(
+            "xenstored: dom{domid} released (heap: {} B in {} blocks)",
+            heap.used,
+            heap.live
+        );
+    }
+
+    fn domain_exists(&mut self, domid: u32) -> bool {
+        let Ok(dom) = u16::try_from(domid) else {
+            return false;
+        };
+        let exists = match hypercall::getdomaininfo(dom) {
+            Ok(i) => i.domain == dom && i.flags & dominf::DYING == 0,
+            Err(Errno::ESRCH) => false,
+            // Not allowed to ask (a stub not made by init-xenstore-domain): assume it does.
+            Err(_) => true,
+        };
+        if exists {
+            self.rings.borrow_mut().known.insert(domid);
+        }
+        exists
+    }
+
+    fn now_ms(&self) -> u64 {
+        time::now_ns() / 1_000_000
+    }
+
+    fn log(&mut self, line: &str) {
+        crate::log_info!("xenstored: {line}");
+    }
+}

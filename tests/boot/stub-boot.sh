@@ -1,0 +1,32 @@
+# Stub domain, test (a): ferrostore started by init-xenstore-domain serves dom0 —
+# xen-init-dom0 completed (dom0-init checks it), the tree is there, `xl list` shows the
+# Xenstore domain, and xenstore-control answers from the stub.
+# xen-run: --xenstore stub --timeout 240
+. /ferrostore/tests/boot/lib.sh
+
+stub=$(sed -n 's/^domid://p' /var/run/xen/xenstored.pid)
+expect_match "init-xenstore-domain recorded the stub's domid" '^[1-9][0-9]*$' "$stub"
+expect_eq "/tool/xenstored/domid names the stub" "$stub" "$(xenstore-read /tool/xenstored/domid)"
+expect_eq "dom0's name in xenstore (xen-init-dom0)" "Domain-0" "$(xenstore-read /local/domain/0/name)"
+expect_eq "dom0's domid in xenstore" "0" "$(xenstore-read /local/domain/0/domid)"
+expect_eq "the stub's name in xenstore" "Xenstore" "$(xenstore-read /local/domain/$stub/name)"
+ls_out=$(xenstore-ls /local/domain)
+expect_match "xenstore-ls lists dom0" '^0 = ""' "$ls_out"
+expect_match "xenstore-ls lists the stub" "^$stub = \"\"" "$ls_out"
+expect_match "xl list shows Domain-0" '^Domain-0 +0 ' "$(xl list)"
+expect_match "xl list shows the Xenstore domain" "^Xenstore +$stub " "$(xl list)"
+check "xenconsoled is running" pidof xenconsoled
+
+check "write" xenstore-write /test/a hello
+expect_eq "read back" "hello" "$(xenstore-read /test/a)"
+check "rm" xenstore-rm /test
+expect_eq "gone after rm" "" "$(xenstore-read /test/a 2>/dev/null)"
+expect_match "xenstore-control memreport answers" '^domain 0: [0-9]+ nodes, [0-9]+ bytes' \
+    "$(xenstore-control memreport 2>&1)"
+log=$(guest_log Xenstore)
+if wait_for_marker "$log" '^xenstored: serving dom0 \(event channel [0-9]+\)' 10; then
+    pass "stub console reached xenconsoled with the serving marker"
+else
+    fail "stub console reached xenconsoled with the serving marker"
+fi
+finish

@@ -1,0 +1,15 @@
+# Stub domain, test (b): Xen's own xenstore test suite (test-xenstore) passes against the
+# ferrostore stub, and the stub is still serving afterwards.
+# xen-run: --xenstore stub --timeout 300
+. /ferrostore/tests/boot/lib.sh
+
+start=$(uptime_ms)
+if out=$(test-xenstore 2>&1); then
+    pass "test-xenstore against the stub ($(($(uptime_ms) - start)) ms)"
+else
+    fail "test-xenstore against the stub" "$out"
+fi
+expect_eq "no test reported failure" "" "$(printf '%s\n' "$out" | grep -iE 'fail|error')"
+check "the stub still serves dom0 after the suite" xenstore-write /test/after ok
+expect_eq "and reads back" "ok" "$(xenstore-read /test/after)"
+finish
