@@ -74,7 +74,12 @@ enum TxOp {
 struct Tx {
     tree: Tree,
     base: Tree,
+    /// First access of each node: its generation in the snapshot (None = absent), checked
+    /// at commit.
     accessed: BTreeMap<String, Option<u64>>,
+    /// Existing nodes that got a new child in the transaction: they must still exist at
+    /// commit (their generation may change: concurrent siblings do not conflict).
+    parents: BTreeMap<String, ()>,
     ops: Vec<TxOp>,
     usage: BTreeMap<u32, Usage>,
     /// Nodes in the order C xenstored first touches them (a written node before the parent
@@ -898,6 +903,13 @@ impl<P: Platform> Engine<P> {
                 let tx = c.txs.get_mut(&id).ok_or(Error::Noent)?;
                 let mark = tx.touched.len();
                 tx.touch_op(&op);
+                if let TxOp::Write(p, _) = &op {
+                    let depth = tx.tree.existing_depth(p);
+                    let anc = path::prefix(p, depth);
+                    if depth < path::components(p).count() && tx.base.get(&anc).is_some() {
+                        tx.parents.insert(anc, ());
+                    }
+                }
                 let mut st = Store {
                     tree: &mut tx.tree,
                     generation: &mut self.generation,
@@ -1085,6 +1097,7 @@ impl<P: Platform> Engine<P> {
                 tree: snapshot.clone(),
                 base: snapshot,
                 accessed: BTreeMap::new(),
+                parents: BTreeMap::new(),
                 ops: Vec::new(),
                 usage: BTreeMap::new(),
                 touched: BTreeMap::new(),
@@ -1110,10 +1123,8 @@ impl<P: Platform> Engine<P> {
         if !commit {
             return Ok(());
         }
-        let conflict = tx
-            .accessed
-            .iter()
-            .any(|(p, g)| self.tree.get(p).map(|n| n.generation) != *g);
+        let conflict = tx.accessed.iter().any(|(p, g)| self.tree.get(p).map(|n| n.generation) != *g)
+            || tx.parents.keys().any(|p| self.tree.get(p).is_none());
         if conflict {
             return Err(Error::Again);
         }

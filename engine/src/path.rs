@@ -66,6 +66,19 @@ pub fn parent(abs: &str) -> &str {
     }
 }
 
+/// The path made of the first `depth` components of `abs` ("/" for 0).
+pub fn prefix(abs: &str, depth: usize) -> String {
+    let mut s = String::new();
+    for c in components(abs).take(depth) {
+        s.push('/');
+        s.push_str(c);
+    }
+    if s.is_empty() {
+        s.push('/');
+    }
+    s
+}
+
 /// True if `child` is `parent` or below it.
 pub fn is_child(child: &str, parent: &str) -> bool {
     if parent == "/" {

@@ -187,9 +187,9 @@ impl Store<'_> {
             return Err(Error::Acces);
         }
         let comps: Vec<&str> = components(path).collect();
-        let depth = depth_of(self.tree, path);
+        let depth = self.tree.existing_depth(path);
         let missing = comps.get(depth..).unwrap_or(&[]);
-        let anc_path = prefix_path(path, depth);
+        let anc_path = path::prefix(path, depth);
         let mut perms = node.perms.clone();
         if !caller.privileged {
             if let Some(o) = perms.first_mut() {
@@ -254,7 +254,7 @@ impl Store<'_> {
         if !found {
             let readable = self.force
                 || access(self.domains, caller, &node.perms, node.generation) & READ != 0;
-            let parent_exists = depth_of(self.tree, path) + 1 == components(path).count();
+            let parent_exists = self.tree.existing_depth(path) + 1 == components(path).count();
             return match (readable, parent_exists) {
                 (false, _) => Err(Error::Acces),
                 (true, true) => Ok(()),
@@ -360,31 +360,3 @@ fn mark_stale(domains: &BTreeMap<u32, Domain>, perms: &mut [Perm], node_gen: u64
     }
 }
 
-/// How many components of `path` exist.
-fn depth_of(tree: &Tree, path: &str) -> usize {
-    let mut cur = tree.root();
-    let mut d = 0;
-    for c in components(path) {
-        match cur.child(c) {
-            Some(n) => {
-                cur = n;
-                d += 1;
-            }
-            None => break,
-        }
-    }
-    d
-}
-
-/// The path made of the first `depth` components of `path`.
-fn prefix_path(path: &str, depth: usize) -> String {
-    let mut s = String::new();
-    for c in components(path).take(depth) {
-        s.push('/');
-        s.push_str(c);
-    }
-    if s.is_empty() {
-        s.push('/');
-    }
-    s
-}

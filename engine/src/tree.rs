@@ -150,6 +150,20 @@ impl Tree {
         (cur, true)
     }
 
+    /// How many leading components of `path` exist.
+    pub fn existing_depth(&self, path: &str) -> usize {
+        let mut cur: &Node = &self.root;
+        let mut d = 0;
+        for c in components(path) {
+            match cur.child(c) {
+                Some(n) => cur = n,
+                None => break,
+            }
+            d += 1;
+        }
+        d
+    }
+
     /// Mutable access to the node at `path`, copying shared nodes on the way.
     pub fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
         self.get(path)?;

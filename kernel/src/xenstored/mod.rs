@@ -162,12 +162,12 @@ mod service {
         fn run(mut self) -> ! {
             let mut ports = Vec::new();
             let mut next_tick = time::now_ns() + TICK_NS;
+            let mut poll_at: Option<u64> = None;
             loop {
-                let deadline = if self.throttled.is_empty() {
-                    next_tick
-                } else {
-                    next_tick.min(time::now_ns() + THROTTLE_POLL_NS)
-                };
+                if poll_at.is_none() && !self.throttled.is_empty() {
+                    poll_at = Some(time::now_ns() + THROTTLE_POLL_NS);
+                }
+                let deadline = poll_at.map_or(next_tick, |p| p.min(next_tick));
                 let idle = self.active.is_empty();
                 if idle {
                     WAKE.wait_until_or(deadline, any_pending);
@@ -192,7 +192,8 @@ mod service {
                     self.engine.tick();
                     next_tick = now + TICK_NS;
                 }
-                if now >= deadline {
+                if poll_at.is_some_and(|p| now >= p) {
+                    poll_at = None;
                     for c in core::mem::take(&mut self.throttled) {
                         self.activate(c);
                     }

@@ -41,6 +41,14 @@ fn rss_bytes(pid: u32) -> Result<u64, String> {
         .ok_or_else(|| format!("no VmRSS for pid {pid}"))
 }
 
+/// The 1-minute load average, to show how busy the machine was during the run.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn clk_tck() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -329,6 +337,7 @@ fn main() -> ExitCode {
         }
     }
     let tck = clk_tck();
+    let load_before = loadavg();
     // Rounds alternate between the servers so that background load on the machine affects
     // them alike; the tree workload runs once per server at the end.
     let mut samples: Vec<Result<Samples, String>> = servers
@@ -380,6 +389,11 @@ fn main() -> ExitCode {
         ("tree RSS growth (bytes/node)", |r| r.per_node, "%.0f"),
         ("RSS with tree (MiB)", |r| r.rss, "%.1f"),
     ];
+    println!(
+        "{repeat} rounds of {secs} s; load average {load_before} before, {} after \
+         (other processes share the CPUs: compare within one run)",
+        loadavg()
+    );
     print!("{:<34}", format!("workload ({nodes} nodes tree)"));
     for s in &servers {
         print!("{:>15}", s.name);
