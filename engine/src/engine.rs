@@ -1123,7 +1123,10 @@ impl<P: Platform> Engine<P> {
         if !commit {
             return Ok(());
         }
-        let conflict = tx.accessed.iter().any(|(p, g)| self.tree.get(p).map(|n| n.generation) != *g)
+        let conflict = tx
+            .accessed
+            .iter()
+            .any(|(p, g)| self.tree.get(p).map(|n| n.generation) != *g)
             || tx.parents.keys().any(|p| self.tree.get(p).is_none());
         if conflict {
             return Err(Error::Again);

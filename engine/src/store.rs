@@ -359,4 +359,3 @@ fn mark_stale(domains: &BTreeMap<u32, Domain>, perms: &mut [Perm], node_gen: u64
         }
     }
 }
-

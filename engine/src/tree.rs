@@ -217,8 +217,11 @@ pub fn walk(node: &Node, path: &str, mut f: impl FnMut(&str, &Node)) {
     let mut stack: Vec<(String, &Node)> = alloc::vec![(String::from(path), node)];
     while let Some((p, n)) = stack.pop() {
         f(&p, n);
-        let mut kids: Vec<(u64, &str, &Node)> =
-            n.children.iter().map(|(k, c)| (c.seq, k.as_str(), &*c.node)).collect();
+        let mut kids: Vec<(u64, &str, &Node)> = n
+            .children
+            .iter()
+            .map(|(k, c)| (c.seq, k.as_str(), &*c.node))
+            .collect();
         kids.sort_unstable_by_key(|k| core::cmp::Reverse(k.0));
         for (_, name, c) in kids {
             let mut cp = String::with_capacity(p.len() + 1 + name.len());

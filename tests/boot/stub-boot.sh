@@ -1,6 +1,6 @@
 # Stub domain, test (a): ferrostore started by init-xenstore-domain serves dom0 —
 # xen-init-dom0 completed (dom0-init checks it), the tree is there, `xl list` shows the
-# Xenstore domain, and xenstore-control answers from the stub.
+# Xenstore domain, and xenstore-control (memreport, quota) answers from the stub.
 # xen-run: --xenstore stub --timeout 240
 . /ferrostore/tests/boot/lib.sh
 
@@ -29,4 +29,9 @@ if wait_for_marker "$log" '^xenstored: serving dom0 \(event channel [0-9]+\)' 10
 else
     fail "stub console reached xenconsoled with the serving marker"
 fi
+# The stub caps the per-domain memory quota at a quarter of its heap and logs the value.
+quota=$(tr -d '\r' <"$log" | sed -n 's/^\[INFO\] xenstored: quotas: memory \([0-9]*\) B, .*/\1/p')
+expect_match "the stub logged its memory quota" '^[1-9][0-9]*$' "$quota"
+expect_match "xenstore-control quota reports that memory quota" \
+    "^memory +: +$quota " "$(xenstore-control quota 2>&1)"
 finish

@@ -1,6 +1,6 @@
 # Stub domain, test (g) and ring fairness: guests that corrupt their own xenstore ring get
-# their connection closed (error field RINGIDX / PROTO, no further answers) while dom0 keeps
-# working; a guest that writes flat out does not starve dom0, and when it stops reading its
+# their connection closed (error field RINGIDX / PROTO, no further answers until they use
+# the reconnection protocol) while dom0 keeps working; a guest that writes flat out does not starve dom0, and when it stops reading its
 # replies the server stops taking its requests (back-pressure). The guests are the
 # ferrostore kernel in ring-abuse mode (kernel/src/demo/ring_abuse.rs).
 # xen-run: --xenstore stub --timeout 300
@@ -48,6 +48,12 @@ expect_match "bad indices: the server set error 2 (RINGIDX)" '^ring-abuse: serve
 expect_match "bad indices: no answer afterwards" '^ring-abuse: no answer after the error$' "$idx"
 expect_match "oversized header: the server set error 3 (PROTO)" '^ring-abuse: server set error 3$' "$hdr"
 expect_match "oversized header: no answer afterwards" '^ring-abuse: no answer after the error$' "$hdr"
+for m in "bad indices:$idx" "oversized header:$hdr"; do
+    expect_match "${m%%:*}: reconnection resets the ring" \
+        '^ring-abuse: reconnected, ring reset: true$' "${m#*:}"
+    expect_match "${m%%:*}: served again after reconnecting" \
+        '^ring-abuse: answered after reconnecting$' "${m#*:}"
+done
 expect_eq "no FAILED marker from the abusing guests" "" "$(printf '%s\n%s\n' "$idx" "$hdr" | grep FAILED)"
 expect_match "the stub logged the closed RINGIDX connection" \
     '^\[WARN\] xenstored: dom[0-9]+: ring error 2 \(bad ring indices\), connection closed' \

@@ -533,7 +533,10 @@ fn commit_events_come_in_c_order_once_per_node() {
     assert_eq!(h.write(c, "/q/m", b""), ok());
     assert_eq!(h.args(w, ty::WATCH, &["/q", "a"]), ok());
     assert_eq!(h.events(w), ["/q|a|"]);
-    assert_eq!(h.call(c, ty::TRANSACTION_START, 0, b"\0"), Ok(b"1\0".to_vec()));
+    assert_eq!(
+        h.call(c, ty::TRANSACTION_START, 0, b"\0"),
+        Ok(b"1\0".to_vec())
+    );
     assert_eq!(h.call(c, ty::WRITE, 1, b"/q/t1\0a"), ok());
     assert_eq!(h.call(c, ty::WRITE, 1, b"/q/t1\0b"), ok());
     assert_eq!(h.call(c, ty::RM, 1, b"/q/m\0"), ok());
@@ -548,13 +551,19 @@ fn commit_fails_if_the_parent_of_a_created_node_was_removed() {
     let mut h = H::new();
     let c = h.dom0();
     assert_eq!(h.write(c, "/p/a", b""), ok());
-    assert_eq!(h.call(c, ty::TRANSACTION_START, 0, b"\0"), Ok(b"1\0".to_vec()));
+    assert_eq!(
+        h.call(c, ty::TRANSACTION_START, 0, b"\0"),
+        Ok(b"1\0".to_vec())
+    );
     assert_eq!(h.call(c, ty::WRITE, 1, b"/p/a/b\0x"), ok());
     assert_eq!(h.call(c, ty::WRITE, 1, b"/p/a/b/c/d\0x"), ok());
     assert_eq!(h.call(c, ty::WRITE, 1, b"/p/a/b/c/e\0x"), ok());
     // A sibling created outside is not a conflict.
     assert_eq!(h.write(c, "/p/a/z", b""), ok());
-    assert_eq!(h.call(c, ty::TRANSACTION_START, 0, b"\0"), Ok(b"2\0".to_vec()));
+    assert_eq!(
+        h.call(c, ty::TRANSACTION_START, 0, b"\0"),
+        Ok(b"2\0".to_vec())
+    );
     assert_eq!(h.call(c, ty::WRITE, 2, b"/p/a/q\0x"), ok());
     assert_eq!(h.call(c, ty::TRANSACTION_END, 1, b"T\0"), ok());
     assert_eq!(h.one(c, ty::RM, "/p/a"), ok());

@@ -2,8 +2,9 @@
 //! xenstore ring and reports on the console what the server did, one marker per line
 //! (tests/boot/stub-ring-abuse.sh asserts them):
 //! * `index`: request indices more than a ring apart → the server sets `error` = 2
-//!   (RINGIDX) and answers nothing more, even to a valid request written afterwards.
-//! * `header`: a header announcing 5000 payload bytes → `error` = 3 (PROTO), then silence.
+//!   (RINGIDX) and answers nothing more, even to a valid request written afterwards; after
+//!   the guest asks to reconnect (`connection` = 1) the ring is reset and served again.
+//! * `header`: a header announcing 5000 payload bytes → `error` = 3 (PROTO), then the same.
 //! * `flood`: first writes READ requests flat out while reading replies (for
 //!   [`FLOOD_NS`]), then stops reading replies and keeps writing: the server must stop
 //!   taking requests (outstanding-request quota and full response ring).
@@ -12,14 +13,16 @@ use crate::start_info::StartInfo;
 use crate::xenstored::page::MappedPage;
 use crate::{arch, cmdline::RingAbuse, events, println, sched, time};
 use xenstore_engine::ring::{
-    RingPage, ERROR, ERROR_PROTO, ERROR_RINGIDX, REQ, REQ_CONS, REQ_PROD, RING_SIZE, RSP_CONS,
-    RSP_PROD,
+    RingPage, CONNECTED, CONNECTION, ERROR, ERROR_PROTO, ERROR_RINGIDX, RECONNECT, REQ, REQ_CONS,
+    REQ_PROD, RING_SIZE, RSP_CONS, RSP_PROD,
 };
 
 /// How long the flood's reading phase lasts.
 pub const FLOOD_NS: u64 = 5_000_000_000;
 /// How long the server must take nothing before the flood counts it as stopped.
 const STOPPED_NS: u64 = 1_000_000_000;
+/// How long the ring must stay idle before the flood's second phase starts.
+const QUIET_NS: u64 = 200_000_000;
 /// How long to wait for the server's reaction.
 const WAIT_NS: u64 = 5_000_000_000;
 /// Polling interval.
@@ -144,8 +147,27 @@ fn expect_error(s: &mut Store, code: u32) {
     s.notify();
     if s.wait_for(|p| p.load_u32(RSP_PROD) != rsp) {
         println!("ring-abuse: FAILED: the server answered after the error");
+        return;
+    }
+    println!("ring-abuse: no answer after the error");
+    // The reconnection protocol: the server empties the ring, clears the error, sets
+    // `connection` back to CONNECTED, and serves again.
+    s.page.store_u32(CONNECTION, RECONNECT);
+    s.notify();
+    if !s.wait_for(|p| p.load_u32(CONNECTION) == CONNECTED) {
+        println!("ring-abuse: FAILED: no reconnection");
+        return;
+    }
+    let fresh = [REQ_CONS, REQ_PROD, RSP_CONS, RSP_PROD, ERROR]
+        .iter()
+        .all(|&off| s.page.load_u32(off) == 0);
+    println!("ring-abuse: reconnected, ring reset: {fresh}");
+    s.put(&read_request(3));
+    s.notify();
+    if s.wait_for(|p| p.load_u32(RSP_PROD) != 0) {
+        println!("ring-abuse: answered after reconnecting");
     } else {
-        println!("ring-abuse: no answer after the error");
+        println!("ring-abuse: FAILED: no answer after reconnecting");
     }
 }
 
@@ -164,6 +186,16 @@ fn flood(s: &mut Store) {
         s.notify();
     }
     println!("ring-abuse: flood: {sent} requests, {replies} reply bytes in 5 s");
+    // Let the server answer everything sent so far, so no reply is left unread.
+    let deadline = time::now_ns() + WAIT_NS;
+    let mut quiet_since = time::now_ns();
+    while time::now_ns() < deadline && time::now_ns() - quiet_since < QUIET_NS {
+        let pending = s.page.load_u32(REQ_PROD) != s.page.load_u32(REQ_CONS);
+        if s.discard_replies() > 0 || pending {
+            quiet_since = time::now_ns();
+        }
+        sched::sleep_until(time::now_ns() + POLL_NS);
+    }
     // Stop reading replies; keep writing until the server takes nothing for STOPPED_NS.
     let mut last_cons = s.page.load_u32(REQ_CONS);
     let mut last_change = time::now_ns();

@@ -125,7 +125,7 @@ pub struct Client {
     out: VecDeque<u8>,
     /// Bytes of the response ring not yet forming a whole message.
     inbuf: Vec<u8>,
-    /// Reads that contributed to the message in `inbuf` so far.
+    /// Pumps that ended with the message in `inbuf` still incomplete.
     inbuf_reads: u32,
     /// Requests in flight, with their reply once it arrived: (type, payload).
     pending: BTreeMap<u32, Option<(u32, Vec<u8>)>>,

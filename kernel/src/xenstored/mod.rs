@@ -148,7 +148,8 @@ mod service {
         active: VecDeque<ConnId>,
         /// The members of `active`.
         queued: BTreeSet<ConnId>,
-        /// Rings with unread requests the engine does not accept yet (write-rate limit).
+        /// Rings with unread requests the engine does not accept yet (outstanding-request
+        /// quota or write-rate limit), polled again after `THROTTLE_POLL_NS`.
         throttled: BTreeSet<ConnId>,
     }
 
