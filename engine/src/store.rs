@@ -274,7 +274,7 @@ impl Store<'_> {
         let mut removed: Vec<(u32, i64)> = Vec::new();
         let mut changes: Vec<Change> = Vec::new();
         let collect = self.changes.is_some();
-        tree::walk(&sub, path, |p, n| {
+        tree::walk_post(&sub, path, |p, n| {
             removed.push((n.owner(), n.record_size() as i64));
             if collect {
                 changes.push(Change {
@@ -289,12 +289,9 @@ impl Store<'_> {
         for (owner, bytes) in removed {
             self.account(owner, -1, -bytes);
         }
-        // As C xenstored: descendants first (children before parents), the removed root last.
-        if let Some((root, rest)) = changes.split_first() {
-            for c in rest.iter().rev() {
-                self.note(c.clone());
-            }
-            self.note(root.clone());
+        // As C xenstored: descendants in deletion (post-)order, the removed root last.
+        for c in changes {
+            self.note(c);
         }
         drop(sub);
         Ok(())

@@ -235,6 +235,36 @@ pub fn walk(node: &Node, path: &str, mut f: impl FnMut(&str, &Node)) {
     }
 }
 
+/// Calls `f(path, node)` for every descendant of `node` (at `path`) and then `node`
+/// itself: depth first, children in creation order, each child's subtree before the child
+/// (post-order, the order C xenstored deletes in). Iterative.
+pub fn walk_post(node: &Node, path: &str, mut f: impl FnMut(&str, &Node)) {
+    let mut stack: Vec<(String, &Node, bool)> = alloc::vec![(String::from(path), node, false)];
+    while let Some((p, n, expanded)) = stack.pop() {
+        if expanded {
+            f(&p, n);
+            continue;
+        }
+        let mut kids: Vec<(u64, &str, &Node)> = n
+            .children
+            .iter()
+            .map(|(k, c)| (c.seq, k.as_str(), &*c.node))
+            .collect();
+        kids.sort_unstable_by_key(|k| core::cmp::Reverse(k.0));
+        let base = p.clone();
+        stack.push((p, n, true));
+        for (_, name, c) in kids {
+            let mut cp = String::with_capacity(base.len() + 1 + name.len());
+            cp.push_str(&base);
+            if base != "/" {
+                cp.push('/');
+            }
+            cp.push_str(name);
+            stack.push((cp, c, false));
+        }
+    }
+}
+
 /// Checks the internal consistency of a tree (child byte counts, permission lists,
 /// generations not beyond `max_gen`); returns the node count per owner.
 pub fn check(tree: &Tree, max_gen: u64) -> Result<BTreeMap<u32, usize>, &'static str> {

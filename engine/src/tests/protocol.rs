@@ -571,3 +571,28 @@ fn commit_fails_if_the_parent_of_a_created_node_was_removed() {
     assert_eq!(h.read(c, "/p/a"), err("ENOENT"));
     assert_eq!(h.e.check(), Ok(()));
 }
+
+#[test]
+fn rm_events_follow_deletion_order() {
+    let mut h = H::new();
+    let c = h.dom0();
+    for p in ["/o/a", "/o/b", "/o/a/x", "/o/c/y"] {
+        assert_eq!(h.write(c, p, b""), ok());
+    }
+    for p in ["/o", "/o/a", "/o/b", "/o/a/x", "/o/c", "/o/c/y"] {
+        assert_eq!(h.args(c, ty::WATCH, &[p, "w"]), ok());
+    }
+    assert_eq!(h.events(c).len(), 6);
+    assert_eq!(h.one(c, ty::RM, "/o"), ok());
+    assert_eq!(
+        h.events(c),
+        [
+            "/o/a/x|w|",
+            "/o/a|w|",
+            "/o/b|w|",
+            "/o/c/y|w|",
+            "/o/c|w|",
+            "/o|w|"
+        ]
+    );
+}
