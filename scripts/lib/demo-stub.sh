@@ -1,0 +1,53 @@
+# dom0 scenario of scripts/demo (run with --xenstore stub): ferrostore is this host's xenstore.
+# Shows the stub in `xl list` and the tree it serves, then starts two guests that use it: the
+# boot-tour kernel of xen-config/hello.cfg (its console reaches us through xenconsoled, which
+# finds guests through the stub) and the same kernel in xenstore-client mode
+# (xen-config/xsclient.cfg), which reads, writes, commits a transaction and waits on a watch
+# through its own store ring, served by the stub. xen-run prints both consoles afterwards.
+. /ferrostore/tests/boot/lib.sh
+
+stub=$(sed -n 's/^domid://p' /var/run/xen/xenstored.pid)
+echo "DEMO: init-xenstore-domain started ferrostore as domain $stub; xl list:"
+xl list
+expect_match "xl list shows the Xenstore domain" "^Xenstore +$stub " "$(xl list)"
+echo "DEMO: the tree the stub serves (xenstore-ls /local/domain/0):"
+xenstore-ls /local/domain/0 | head -n 12
+echo "DEMO: the stub's memory report (xenstore-control memreport):"
+xenstore-control memreport
+
+# run_guest CFG NAME DONE_PATTERN: xl create CFG and wait until it powers itself off.
+run_guest() {
+    echo "DEMO: xl create $1"
+    check "xl create $1" xl create "$1"
+    if wait_domain_gone "$2" 60; then
+        pass "$2 ran and powered itself off"
+    else
+        fail "$2 powered itself off within 60 s" "$(xl list)"
+        xl destroy "$2"
+    fi
+    expect_match "$2's console shows '$3'" "$3" "$(tr -d '\r' <"$(guest_log "$2")")"
+}
+
+run_guest /ferrostore/xen-config/hello.cfg ferrostore-hello '^demo: done$'
+
+cfg=/ferrostore/xen-config/xsclient.cfg
+name=ferrostore-xsclient
+echo "DEMO: xl create $cfg (it waits on a watch until dom0 writes its data/from-dom0)"
+check "xl create $cfg" xl create "$cfg"
+if wait_for_marker "$(guest_log $name)" '^xsclient: (waiting for dom0|FAILED)' 90; then
+    id=$(xl domid $name)
+    echo "DEMO: xenstore-write /local/domain/$id/data/from-dom0 hello-from-dom0"
+    check "dom0 writes the guest's watched node" \
+        xenstore-write /local/domain/$id/data/from-dom0 hello-from-dom0
+fi
+if wait_domain_gone $name 60; then
+    pass "$name ran and powered itself off"
+else
+    fail "$name powered itself off within 60 s" "$(xl list)"
+    xl destroy $name
+fi
+expect_match "$name's console shows 'xsclient: done'" '^xsclient: done$' \
+    "$(tr -d '\r' <"$(guest_log $name)")"
+echo "DEMO: after both guests are gone, the stub released them (xenstore-ls /local/domain):"
+xenstore-ls /local/domain | grep -E '^[0-9]+ = ' || true
+finish
