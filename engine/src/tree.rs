@@ -63,16 +63,6 @@ impl Node {
         v.into_iter().map(|e| e.1).collect()
     }
 
-    /// Children with their names, in name order.
-    pub fn children(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.children.iter().map(|(k, c)| (k.as_str(), &*c.node))
-    }
-
-    /// Number of children.
-    pub fn num_children(&self) -> usize {
-        self.children.len()
-    }
-
     /// Size of C xenstored's record for this node (header 24, 8 per permission, value,
     /// NUL-terminated child names); the `node-size` quota applies to it.
     pub fn record_size(&self) -> usize {

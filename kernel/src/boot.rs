@@ -18,9 +18,8 @@ const CONSOLE_DRAIN_MAX_YIELDS: u32 = 1_000_000;
 
 /// Rust entry, called by `_start` on the kernel's own stack with the start_info VA.
 #[no_mangle]
-extern "C" fn ferrostore_start(start_info_va: usize) -> ! {
-    // SAFETY: `_start` passes the rsi Xen set at entry: the start_info page.
-    let si = match unsafe { start_info::init(start_info_va) } {
+extern "C" fn ferrostore_start(entry: arch::EntryStartInfo) -> ! {
+    let si = match start_info::init(&entry) {
         Ok(si) => si,
         Err(_) => {
             // No console without start_info: try Xen's (works on debug hypervisors only).
@@ -43,7 +42,8 @@ extern "C" fn ferrostore_start(start_info_va: usize) -> ! {
     console::set_level(opts.log_level);
     crate::log_info!("command line \"{}\"", si.cmd_line());
     crate::log_debug!(
-        "start_info at {start_info_va:#x}, shared_info mapped at {:#x}",
+        "start_info at {:#x}, shared_info mapped at {:#x}",
+        entry.va(),
         arch::shared_info_va()
     );
     if opts.unknown > 0 {

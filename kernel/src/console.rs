@@ -120,35 +120,26 @@ pub use kernel::*;
 #[cfg(target_os = "none")]
 mod kernel {
     use super::{crlf, out_space, Level, StallDetector, OUT_RING_SIZE};
-    use crate::arch;
     use crate::events::{self, Port};
     use crate::hypercall;
+    use crate::mm::SharedPage;
     use crate::start_info::StartInfo;
     use crate::sync::IrqMutex;
     use crate::time;
     use core::fmt::{self, Write};
-    use core::sync::atomic::{fence, AtomicU32, AtomicU8, Ordering};
+    use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
-    /// `struct xencons_interface`.
-    #[repr(C)]
-    struct XenconsInterface {
-        input: [u8; 1024],
-        output: [u8; 2048],
-        in_cons: AtomicU32,
-        in_prod: AtomicU32,
-        out_cons: AtomicU32,
-        out_prod: AtomicU32,
-    }
-    const _: () = assert!(core::mem::size_of::<XenconsInterface>() == 3088);
+    // `struct xencons_interface`: in[1024], out[2048], then in_cons, in_prod, out_cons,
+    // out_prod (u32 each).
+    const OUT: usize = 1024;
+    const OUT_CONS: usize = 3080;
+    const OUT_PROD: usize = 3084;
 
     struct Ring {
-        intf: *mut XenconsInterface,
+        page: SharedPage,
         port: Port,
         stall: StallDetector,
     }
-
-    // SAFETY: the ring page is only touched under the CONSOLE lock.
-    unsafe impl Send for Ring {}
 
     impl Ring {
         fn notify(&self) {
@@ -157,12 +148,11 @@ mod kernel {
         }
 
         fn put(&mut self, bytes: &[u8]) {
-            // SAFETY: `intf` is the console ring page mapped in the start-of-day region.
-            let intf = unsafe { &mut *self.intf };
-            let mut prod = intf.out_prod.load(Ordering::Relaxed);
+            let page = self.page;
+            let mut prod = page.atomic_load_u32(OUT_PROD, Ordering::Relaxed);
             'bytes: for &b in bytes {
                 loop {
-                    let cons = intf.out_cons.load(Ordering::Acquire);
+                    let cons = page.atomic_load_u32(OUT_CONS, Ordering::Acquire);
                     if out_space(cons, prod) > 0 {
                         break;
                     }
@@ -172,19 +162,18 @@ mod kernel {
                     }
                     // Ring full: publish, kick the backend and give it the CPU until it drains.
                     FULL_WAITS.fetch_add(1, Ordering::Relaxed);
-                    fence(Ordering::SeqCst);
-                    intf.out_prod.store(prod, Ordering::Release);
+                    SharedPage::fence();
+                    page.atomic_store_u32(OUT_PROD, prod, Ordering::Release);
                     self.notify();
                     hypercall::sched_yield();
                 }
                 let slot = (prod & (OUT_RING_SIZE - 1)) as usize;
-                // SAFETY: slot < 2048; plain byte store into the shared buffer.
-                unsafe { core::ptr::write_volatile(&mut intf.output[slot], b) };
+                page.write_u8(OUT + slot, b);
                 prod = prod.wrapping_add(1);
                 self.stall.progressed();
             }
-            fence(Ordering::SeqCst);
-            intf.out_prod.store(prod, Ordering::Release);
+            SharedPage::fence();
+            page.atomic_store_u32(OUT_PROD, prod, Ordering::Release);
         }
     }
 
@@ -214,9 +203,8 @@ mod kernel {
 
     /// Finds the console ring of `si` and starts using it.
     pub fn init(si: &StartInfo) {
-        let va = arch::mfn_to_virt(si.console_mfn);
         *CONSOLE.lock() = Some(Ring {
-            intf: va as *mut XenconsInterface,
+            page: SharedPage::console(si),
             port: si.console_evtchn,
             stall: StallDetector::new(),
         });
@@ -246,9 +234,8 @@ mod kernel {
     pub fn drained() -> bool {
         match CONSOLE.try_lock() {
             Some(guard) => guard.as_ref().is_none_or(|ring| {
-                // SAFETY: `intf` is the console ring page mapped in the start-of-day region.
-                let intf = unsafe { &*ring.intf };
-                intf.out_cons.load(Ordering::Acquire) == intf.out_prod.load(Ordering::Acquire)
+                ring.page.atomic_load_u32(OUT_CONS, Ordering::Acquire)
+                    == ring.page.atomic_load_u32(OUT_PROD, Ordering::Acquire)
             }),
             None => false,
         }

@@ -7,6 +7,7 @@ use crate::gnttab::{check, GrantError, GrantRef};
 use crate::hypercall::{gntmap_flags, grant_table_op, GnttabMapGrantRef, GnttabUnmapGrantRef};
 use crate::mm::bitmap::{words_for, Bitmap};
 use crate::mm::paging::{gntmap_slot_va, gntmap_va_slot, layout};
+use crate::mm::SharedPage;
 use crate::sync::IrqMutex;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -43,6 +44,7 @@ pub fn mapped_count() -> usize {
 
 /// A foreign grant mapped at a page of the grant-map area.
 pub struct GrantMap {
+    slot: usize,
     va: usize,
     handle: u32,
     domid: u16,
@@ -73,6 +75,7 @@ pub fn map(domid: u16, gref: GrantRef, writable: bool) -> Result<GrantMap, Grant
         return Err(e);
     }
     Ok(GrantMap {
+        slot,
         va,
         handle: op[0].handle,
         domid,
@@ -87,10 +90,10 @@ impl GrantMap {
         self.va
     }
 
-    /// The mapped page as a pointer (4096 bytes; the peer may change it at any time, so read
-    /// it with volatile or atomic accesses).
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.va as *mut u8
+    /// The mapped page (the peer may change it at any time). The view does not keep the
+    /// grant mapped: it must not be used after the `GrantMap` is gone.
+    pub fn page(&self) -> SharedPage {
+        SharedPage::grant_slot(self.slot)
     }
 
     fn do_unmap(&mut self) -> Result<(), GrantError> {

@@ -96,20 +96,31 @@ mod target {
         grant_table_op, gtf, GnttabQuerySize, GnttabSetupTable, GrantEntryV1, DOMID_SELF,
     };
     use crate::mm::bitmap::{words_for, Bitmap};
-    use crate::mm::paging::{layout, PAGE_SIZE};
+    use crate::mm::paging::layout;
+    use crate::mm::{map_grant_table_frame, SharedPage};
     use crate::sync::IrqMutex;
     use alloc::vec;
     use alloc::vec::Vec;
-    use core::sync::atomic::{fence, AtomicU16, Ordering};
+    use core::mem::{offset_of, size_of};
+    use core::sync::atomic::{fence, Ordering};
 
     struct Table {
-        entries: *mut GrantEntryV1,
+        /// The table's frames, mapped for the kernel's whole life.
+        frames: Vec<SharedPage>,
         refs: Bitmap<Vec<u64>>,
     }
 
-    // SAFETY: `entries` points at the grant-table frames mapped for the kernel's whole life;
-    // all access goes through the mutex.
-    unsafe impl Send for Table {}
+    impl Table {
+        /// The frame holding entry `gref` and the entry's offset in it.
+        fn entry(&self, gref: GrantRef) -> Option<(SharedPage, usize)> {
+            let per_frame = ENTRIES_PER_FRAME as usize;
+            let frame = self.frames.get(gref as usize / per_frame)?;
+            Some((
+                *frame,
+                gref as usize % per_frame * size_of::<GrantEntryV1>(),
+            ))
+        }
+    }
 
     static TABLE: IrqMutex<Option<Table>> = IrqMutex::new(None);
 
@@ -148,12 +159,13 @@ mod target {
         // SAFETY: Xen writes `frames` (≤ 32) MFNs into `mfns`.
         let ret = unsafe { grant_table_op(&mut setup) };
         check("GNTTABOP_setup_table", ret, setup[0].status)?;
-        for (i, &mfn) in mfns.iter().take(frames as usize).enumerate() {
-            // SAFETY: the reserved grant-table area holds nothing else; Xen gave us these
-            // frames for exactly this use.
-            unsafe { crate::mm::map_frame(layout::GNTTAB_BASE + i * PAGE_SIZE, mfn, true) }
-                .map_err(GrantError::Memory)?;
-        }
+        let pages = mfns
+            .iter()
+            .take(frames as usize)
+            .enumerate()
+            .map(|(i, &mfn)| map_grant_table_frame(i, mfn))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(GrantError::Memory)?;
         let entries = frames * ENTRIES_PER_FRAME;
         let refs = Bitmap::new(
             vec![0; words_for(entries as usize)],
@@ -161,7 +173,7 @@ mod target {
             NR_RESERVED_ENTRIES as usize,
         );
         *TABLE.lock() = Some(Table {
-            entries: layout::GNTTAB_BASE as *mut GrantEntryV1,
+            frames: pages,
             refs,
         });
         Ok(GnttabInfo {
@@ -177,16 +189,15 @@ mod target {
         let mut guard = TABLE.lock();
         let t = guard.as_mut().ok_or(GrantError::NotInitialised)?;
         let gref = t.refs.alloc().ok_or(GrantError::NoFreeRef)? as GrantRef;
-        // SAFETY: gref < entries, inside the mapped table; the entry is invalid (free ref) so
-        // Xen does not use it until flags are written last.
-        unsafe {
-            let e = t.entries.add(gref as usize);
-            (&raw mut (*e).frame).write_volatile(frame);
-            (&raw mut (*e).domid).write_volatile(domid);
-            fence(Ordering::Release);
-            let flags = gtf::PERMIT_ACCESS | if readonly { gtf::READONLY } else { 0 };
-            (&raw mut (*e).flags).write_volatile(flags);
-        }
+        let Some((page, e)) = t.entry(gref) else {
+            return Err(GrantError::NoFreeRef);
+        };
+        // The entry is invalid (free ref), so Xen does not use it until flags are written last.
+        page.write_u32(e + offset_of!(GrantEntryV1, frame), frame);
+        page.write_u16(e + offset_of!(GrantEntryV1, domid), domid);
+        fence(Ordering::Release);
+        let flags = gtf::PERMIT_ACCESS | if readonly { gtf::READONLY } else { 0 };
+        page.write_u16(e + offset_of!(GrantEntryV1, flags), flags);
         Ok(gref)
     }
 
@@ -201,15 +212,23 @@ mod target {
         {
             return Err(GrantError::NotGranted(gref));
         }
-        // SAFETY: gref is inside the mapped table; Xen updates `flags` atomically, so it is
-        // accessed atomically here too.
-        let flags = unsafe { AtomicU16::from_ptr(&raw mut (*t.entries.add(gref as usize)).flags) };
-        let mut cur = flags.load(Ordering::Acquire);
+        let Some((page, e)) = t.entry(gref) else {
+            return Err(GrantError::NotGranted(gref));
+        };
+        // Xen updates `flags` atomically, so it is accessed atomically here too.
+        let flags = e + offset_of!(GrantEntryV1, flags);
+        let mut cur = page.atomic_load_u16(flags, Ordering::Acquire);
         loop {
             if cur & (gtf::READING | gtf::WRITING) != 0 {
                 return Err(GrantError::StillInUse(gref));
             }
-            match flags.compare_exchange(cur, 0, Ordering::AcqRel, Ordering::Acquire) {
+            match page.atomic_compare_exchange_u16(
+                flags,
+                cur,
+                0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => break,
                 Err(now) => cur = now,
             }

@@ -1,10 +1,13 @@
 //! The ferrostore PV kernel: a Mini-OS-style no_std unikernel for Xen x86_64 PV guests.
 //!
-//! Modules follow the boot path (see docs/boot-path.md): `arch` (boot assembly, shared_info),
-//! `start_info`, `hypercall`, `console`, `traps`, `events`, `cmdline`, `mm`, `time`, `gnttab`,
+//! Modules follow the boot path (see docs/boot-path.md): `arch` (boot assembly, shared_info,
+//! the context switch, the `IrqMutex` of `sync`), `start_info`, `hypercall`, `console`, `traps`,
+//! `events`, `cmdline`, `mm` (also shared pages and thread stacks), `time`, `gnttab`,
 //! `gntmap`, `sched`, then `boot` (the ordered bring-up), `demo`, `xenbus` (the kernel's own
 //! xenstore client) and `xenstored` (the stub-domain service). Pure logic is compiled and
-//! unit-tested on the host; everything touching Xen is `#[cfg(target_os = "none")]`.
+//! unit-tested on the host; everything touching Xen is `#[cfg(target_os = "none")]`. `unsafe`
+//! lives only in `arch`, `hypercall` and `mm` (and the grant-table hypercalls of `gnttab` and
+//! `gntmap`).
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -32,4 +35,4 @@ pub mod demo;
 #[cfg(target_os = "none")]
 pub mod gntmap;
 #[cfg(target_os = "none")]
-pub mod sync;
+pub use arch::sync;

@@ -208,43 +208,26 @@ impl fmt::Debug for StartInfo {
 #[cfg(target_os = "none")]
 mod global {
     use super::{StartInfo, StartInfoError, START_INFO_SIZE};
-    use core::cell::UnsafeCell;
-    use core::sync::atomic::{AtomicBool, Ordering};
+    use crate::arch::EntryStartInfo;
+    use spin::Once;
 
-    struct Slot(UnsafeCell<Option<StartInfo>>);
-    // SAFETY: written exactly once by `init` on the single boot vCPU before anything reads it
-    // (guarded by `INIT`), read-only afterwards.
-    unsafe impl Sync for Slot {}
+    /// The parsed copy, set once by `init`.
+    static SLOT: Once<StartInfo> = Once::new();
 
-    static SLOT: Slot = Slot(UnsafeCell::new(None));
-    static INIT: AtomicBool = AtomicBool::new(false);
-
-    /// Parses the start_info page at `va` (from `rsi` at entry) and keeps the copy.
-    ///
-    /// # Safety
-    /// `va` must be the start_info VA Xen passed at entry (mapped, 1168+ bytes).
-    pub unsafe fn init(va: usize) -> Result<&'static StartInfo, StartInfoError> {
-        // SAFETY: the caller guarantees a mapped start_info page at `va`.
-        let bytes = unsafe { core::slice::from_raw_parts(va as *const u8, START_INFO_SIZE) };
-        let si = StartInfo::parse(bytes)?;
-        assert!(
-            !INIT.load(Ordering::Acquire),
-            "start_info::init called twice"
-        );
-        // SAFETY: first and only write (checked just above, single vCPU, before any reader:
-        // `get` refuses until INIT is set below).
-        unsafe { *SLOT.0.get() = Some(si) };
-        INIT.store(true, Ordering::Release);
-        Ok(get())
+    /// Parses the start_info page Xen passed at entry and keeps the copy.
+    pub fn init(entry: &EntryStartInfo) -> Result<&'static StartInfo, StartInfoError> {
+        let mut bytes = [0u8; START_INFO_SIZE];
+        entry.read(&mut bytes);
+        let si = StartInfo::parse(&bytes)?;
+        assert!(!SLOT.is_completed(), "start_info::init called twice");
+        Ok(SLOT.call_once(|| si))
     }
 
     /// The parsed start_info; panics if called before `init`.
     pub fn get() -> &'static StartInfo {
-        assert!(INIT.load(Ordering::Acquire), "start_info used before init");
-        // SAFETY: written once before INIT was set, never mutated afterwards.
-        match unsafe { &*SLOT.0.get() } {
+        match SLOT.get() {
             Some(si) => si,
-            None => panic!("start_info slot empty"),
+            None => panic!("start_info used before init"),
         }
     }
 }

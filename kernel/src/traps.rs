@@ -35,10 +35,7 @@ pub fn vector_name(vector: u64) -> &'static str {
 mod kernel {
     use super::vector_name;
     use crate::arch;
-    use crate::hypercall::{
-        self, CallbackRegister, ShutdownReason, TrapInfo, CALLBACKTYPE_EVENT,
-        CALLBACKTYPE_FAILSAFE, FLAT_KERNEL_CS, TI_MASK_EVENTS,
-    };
+    use crate::hypercall::{self, ShutdownReason, TrapInfo, FLAT_KERNEL_CS, TI_MASK_EVENTS};
     use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
     /// The registers the entry stubs save, lowest address first.
@@ -91,8 +88,6 @@ mod kernel {
         fn trap_coprocessor_error();
         fn trap_alignment_check();
         fn trap_simd_coprocessor_error();
-        fn hypervisor_callback();
-        fn failsafe_callback();
     }
 
     /// Prints a line of a fatal report without taking the console lock if it is held (the
@@ -140,22 +135,8 @@ mod kernel {
         if let Err(e) = hypercall::set_trap_table(&table) {
             panic!("set_trap_table failed: {e}");
         }
-        for (kind, entry) in [
-            (
-                CALLBACKTYPE_EVENT,
-                hypervisor_callback as unsafe extern "C" fn(),
-            ),
-            (CALLBACKTYPE_FAILSAFE, failsafe_callback),
-        ] {
-            let cb = CallbackRegister {
-                kind,
-                flags: 0,
-                address: entry as usize as u64,
-            };
-            // SAFETY: both entry points follow Xen's callback frame layout (boot/entry.S).
-            if let Err(e) = unsafe { hypercall::callback_register(&cb) } {
-                panic!("callback_op(register, type {kind}) failed: {e}");
-            }
+        if let Err((kind, e)) = arch::register_callbacks() {
+            panic!("callback_op(register, type {kind}) failed: {e}");
         }
     }
 
@@ -213,9 +194,8 @@ mod kernel {
             let base = rsp + row * 32;
             let mut words = [0u64; 4];
             for (i, w) in words.iter_mut().enumerate() {
-                // SAFETY: reading the interrupted stack; a fault here is caught by
-                // FAULT_DEPTH and ends the report.
-                *w = unsafe { ((base + i as u64 * 8) as *const u64).read_volatile() };
+                // A fault here is caught by FAULT_DEPTH and ends the report.
+                *w = arch::read_stack_word(base + i as u64 * 8);
             }
             report!(
                 "  {base:#018x}: {:016x} {:016x} {:016x} {:016x}",

@@ -1,8 +1,15 @@
 //! x86_64 PV architecture glue: pulls in the boot assembly (`boot/head.S`, `boot/entry.S`),
-//! maps `shared_info`, reads the M2P, and wraps the few unprivileged CPU instructions the
-//! kernel uses (rdtsc, pause, int3).
+//! maps `shared_info`, reads the M2P and the start_info page, wraps the few unprivileged CPU
+//! instructions the kernel uses (rdtsc, pause, int3), reads raw stack words for fault
+//! reports, and holds the context switch ([`switch`]) and the kernel's lock ([`sync`], which
+//! masks event upcalls).
 
-use crate::hypercall::{self, Errno, UVMF_INVLPG};
+pub mod switch;
+pub mod sync;
+
+use crate::hypercall::{
+    self, CallbackRegister, Errno, CALLBACKTYPE_EVENT, CALLBACKTYPE_FAILSAFE, UVMF_INVLPG,
+};
 use crate::shared_info::{SharedInfo, VcpuInfo};
 use core::arch::{asm, global_asm};
 
@@ -52,9 +59,63 @@ pub fn mfn_to_pfn(mfn: u64) -> u64 {
     unsafe { entry.read_volatile() }
 }
 
+/// The start_info VA Xen passed in `rsi` at entry, as `_start` (boot/head.S) hands it to
+/// `ferrostore_start`. Only that call makes one (the field is private).
+#[repr(transparent)]
+pub struct EntryStartInfo(usize);
+
+impl EntryStartInfo {
+    /// The VA of the start_info page.
+    pub fn va(&self) -> usize {
+        self.0
+    }
+
+    /// Copies the first `buf.len()` (at most 4096) bytes of the start_info page into `buf`.
+    pub fn read(&self, buf: &mut [u8]) {
+        for (i, b) in buf.iter_mut().take(PAGE_SIZE).enumerate() {
+            // SAFETY: `self.0` is the VA of the mapped, page-aligned start_info page Xen passed
+            // at entry (only `_start` makes this value) and `i` < 4096 stays inside it; the
+            // volatile read copies the byte out without making a reference.
+            *b = unsafe { ((self.0 + i) as *const u8).read_volatile() };
+        }
+    }
+}
+
+/// One word of a stack being dumped by the fatal-trap report. A bad address faults, which the
+/// report's nested-fault guard turns into a crash; nothing is written.
+pub fn read_stack_word(addr: u64) -> u64 {
+    // SAFETY: a read of any address the kernel can reach: either it is mapped (the word is
+    // copied out, no reference is made) or it faults into the crash path.
+    unsafe { (addr as *const u64).read_volatile() }
+}
+
 /// Kernel VA of machine frame `mfn` (the start-of-day region maps pfn N at N * 4096).
 pub fn mfn_to_virt(mfn: u64) -> usize {
     mfn_to_pfn(mfn) as usize * PAGE_SIZE
+}
+
+extern "C" {
+    fn hypervisor_callback();
+    fn failsafe_callback();
+}
+
+/// Registers the event-upcall and failsafe entry points of boot/entry.S with Xen; on failure
+/// returns the callback type and Xen's error.
+pub fn register_callbacks() -> Result<(), (u16, Errno)> {
+    let entries: [(u16, unsafe extern "C" fn()); 2] = [
+        (CALLBACKTYPE_EVENT, hypervisor_callback),
+        (CALLBACKTYPE_FAILSAFE, failsafe_callback),
+    ];
+    for (kind, entry) in entries {
+        let cb = CallbackRegister {
+            kind,
+            flags: 0,
+            address: entry as usize as u64,
+        };
+        // SAFETY: both entry points follow Xen's callback frame layout (boot/entry.S).
+        unsafe { hypercall::callback_register(&cb) }.map_err(|e| (kind, e))?;
+    }
+    Ok(())
 }
 
 /// Unmaps VA page 0 so null-pointer accesses fault (the image starts at 0x1000).

@@ -21,7 +21,8 @@
 
 use crate::gnttab::{self, GrantError};
 use crate::hypercall::{self, EvtchnStatus, DOMID_SELF};
-use crate::mm::paging::{layout, PAGE_SIZE};
+use crate::mm::paging::PAGE_SIZE;
+use crate::mm::SharedPage;
 use crate::{events, gntmap, mm, println};
 use alloc::vec::Vec;
 
@@ -104,13 +105,11 @@ fn frame_round() -> Result<(), Failed> {
 /// the same memory, and unmaps the alias.
 fn alias_round(pfn: u64) -> Result<(), Failed> {
     let mfn = mm::pfn_to_mfn(pfn);
-    let alias = layout::MAP_BASE;
-    // SAFETY: the map_frame area is reserved for such mappings and nothing uses this page;
-    // the frame is ours (fresh from the pool).
-    unsafe { mm::map_frame(alias, mfn, true) }.map_err(|e| fail("map_frame", e))?;
-    let ok = round_trip(mm::pfn_to_va(pfn) as *mut u64, alias as *mut u64);
-    // SAFETY: the alias is not used after this point.
-    unsafe { mm::unmap_frame(alias) }.map_err(|e| fail("unmap_frame", e))?;
+    let frame = SharedPage::pool_frame(pfn).map_err(|e| fail("pool frame", e))?;
+    let alias_page = mm::alias_pool_frame(pfn).map_err(|e| fail("map_frame", e))?;
+    let alias = alias_page.va();
+    let ok = round_trip(frame, alias_page);
+    mm::unalias(alias_page).map_err(|e| fail("unmap_frame", e))?;
     if !ok {
         return Err(fail(
             "alias round trip",
@@ -161,8 +160,9 @@ fn many_maps(domid: u16, pfn: u64) -> Result<(), Failed> {
     const STAMP: u64 = 0x0066_6572_726f_7374;
     let mfn = mm::pfn_to_mfn(pfn);
     let (maps_before, refs_before) = (gntmap::mapped_count(), gnttab::free_refs());
-    // SAFETY: our own frame, mapped RW in the 1:1 map; no grant of it is mapped right now.
-    unsafe { (mm::pfn_to_va(pfn) as *mut u64).write_volatile(STAMP) };
+    SharedPage::pool_frame(pfn)
+        .map_err(|e| fail("pool frame", e))?
+        .write_u64(0, STAMP);
     let mut refs = Vec::with_capacity(MANY_MAPS);
     let mut maps = Vec::with_capacity(MANY_MAPS);
     let mapped = (0..MANY_MAPS).try_for_each(|_| {
@@ -171,10 +171,7 @@ fn many_maps(domid: u16, pfn: u64) -> Result<(), Failed> {
         maps.push(gntmap::map(domid, gref, false)?);
         Ok::<(), GrantError>(())
     });
-    // SAFETY: each mapping is a read-only view of the stamped frame, live while `maps` is.
-    let all_read = maps
-        .iter()
-        .all(|m| unsafe { (m.as_ptr() as *const u64).read_volatile() } == STAMP);
+    let all_read = maps.iter().all(|m| m.page().read_u64(0) == STAMP);
     let last_va = maps.last().map_or(0, |m| m.va());
     let unmapped = maps.drain(..).try_for_each(|m| m.unmap());
     let revoked = refs.drain(..).try_for_each(gnttab::end_access);
@@ -214,7 +211,13 @@ fn grant_round(domid: u16, pfn: u64) -> Result<(), Failed> {
         "grant: granted frame {mfn:#x} as ref {gref}, mapped at {:#x}",
         map.va()
     );
-    let round_trip_ok = round_trip(mm::pfn_to_va(pfn) as *mut u64, map.as_ptr() as *mut u64);
+    let round_trip_ok = match SharedPage::pool_frame(pfn) {
+        Ok(frame) => round_trip(frame, map.page()),
+        Err(e) => {
+            fail("pool frame", e);
+            false
+        }
+    };
     let early_revoke = gnttab::end_access(gref);
     let unmapped = map.unmap();
     let revoked = gnttab::end_access(gref);
@@ -241,17 +244,14 @@ fn grant_round(domid: u16, pfn: u64) -> Result<(), Failed> {
     Ok(())
 }
 
-/// Writes a pattern through `a` and checks it through `b`, then the other way round.
-fn round_trip(a: *mut u64, b: *mut u64) -> bool {
+/// Writes a pattern through `a` and checks it through `b`, then the other way round (two
+/// views of one frame).
+fn round_trip(a: SharedPage, b: SharedPage) -> bool {
     let words = PAGE_SIZE / 8;
     let pattern = |i: usize| 0x6772_616e_7400_0000 | i as u64;
-    // SAFETY: callers pass two RW mappings of one of our frames (4096 bytes each) that stay
-    // mapped during the call; they alias, so every access is volatile.
-    unsafe {
-        (0..words).for_each(|i| a.add(i).write_volatile(pattern(i)));
-        let via_b = (0..words).all(|i| b.add(i).read_volatile() == pattern(i));
-        (0..words).for_each(|i| b.add(i).write_volatile(!pattern(i)));
-        let via_a = (0..words).all(|i| a.add(i).read_volatile() == !pattern(i));
-        via_b && via_a
-    }
+    (0..words).for_each(|i| a.write_u64(i * 8, pattern(i)));
+    let via_b = (0..words).all(|i| b.read_u64(i * 8) == pattern(i));
+    (0..words).for_each(|i| b.write_u64(i * 8, !pattern(i)));
+    let via_a = (0..words).all(|i| a.read_u64(i * 8) == !pattern(i));
+    via_b && via_a
 }

@@ -9,9 +9,9 @@
 //!   [`FLOOD_NS`]), then stops reading replies and keeps writing: the server must stop
 //!   taking requests (outstanding-request quota and full response ring).
 
+use crate::mm::SharedPage;
 use crate::start_info::StartInfo;
-use crate::xenstored::page::MappedPage;
-use crate::{arch, cmdline::RingAbuse, events, println, sched, time};
+use crate::{cmdline::RingAbuse, events, println, sched, time};
 use xenstore_engine::ring::{
     RingPage, CONNECTED, CONNECTION, ERROR, ERROR_PROTO, ERROR_RINGIDX, RECONNECT, REQ, REQ_CONS,
     REQ_PROD, RING_SIZE, RSP_CONS, RSP_PROD,
@@ -31,7 +31,7 @@ const POLL_NS: u64 = 10_000_000;
 const XS_READ: u32 = 2;
 
 struct Store {
-    page: MappedPage,
+    page: SharedPage,
     port: u32,
 }
 
@@ -70,7 +70,7 @@ impl Store {
     }
 
     /// Waits until `cond` holds or `WAIT_NS` passes; returns whether it held.
-    fn wait_for(&self, mut cond: impl FnMut(&MappedPage) -> bool) -> bool {
+    fn wait_for(&self, mut cond: impl FnMut(&SharedPage) -> bool) -> bool {
         let deadline = time::now_ns() + WAIT_NS;
         while time::now_ns() < deadline {
             if cond(&self.page) {
@@ -103,9 +103,10 @@ fn read_request(req_id: u32) -> [u8; REQUEST_LEN as usize] {
 
 /// Runs the mode; returns when the caller should power off.
 pub fn run(si: &StartInfo, mode: RingAbuse) {
-    // SAFETY: the store page is this domain's own frame, mapped RW in the 1:1 region for
-    // the domain's whole life; nothing else in this mode touches it.
-    let page = unsafe { MappedPage::new(arch::mfn_to_virt(si.store_mfn)) };
+    let Some(page) = SharedPage::store(si) else {
+        println!("ring-abuse: FAILED: no xenstore ring (store_mfn 0)");
+        return;
+    };
     let mut s = Store {
         page,
         port: si.store_evtchn,

@@ -44,6 +44,11 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> FrameAllocator<S> {
         self.map.free(pfn as usize)
     }
 
+    /// True for a frame of the free range that is handed out now.
+    pub fn is_allocated(&self, pfn: Pfn) -> bool {
+        pfn >= self.free_start && (pfn as usize) < self.map.len() && !self.map.is_free(pfn as usize)
+    }
+
     /// Free frames left.
     pub fn free_count(&self) -> u64 {
         self.map.free_count() as u64
@@ -72,7 +77,11 @@ mod tests {
         assert_eq!(f.alloc(), Some(0x30));
         assert_eq!(f.alloc(), Some(0x31));
         f.free(0x30).unwrap();
+        assert!(!f.is_allocated(0x30));
         assert_eq!(f.alloc(), Some(0x30));
+        assert!(f.is_allocated(0x30));
+        assert!(!f.is_allocated(0x10), "boot frame");
+        assert!(!f.is_allocated(2048), "outside the domain");
         assert_eq!(
             f.free(0x10),
             Err(BitmapError::OutOfRange(0x10)),

@@ -16,11 +16,19 @@ pub mod paging;
 mod heap;
 #[cfg(target_os = "none")]
 mod pagetable;
+#[cfg(target_os = "none")]
+mod shared_page;
+#[cfg(target_os = "none")]
+mod stack;
 
 #[cfg(target_os = "none")]
 pub use heap::{stats as heap_stats, HeapStats};
 #[cfg(target_os = "none")]
 pub use pagetable::{ensure_l1, lookup, map_frame, unmap_frame};
+#[cfg(target_os = "none")]
+pub use shared_page::{alias_pool_frame, map_grant_table_frame, unalias, SharedPage};
+#[cfg(target_os = "none")]
+pub use stack::Stack;
 #[cfg(target_os = "none")]
 pub use target::*;
 
@@ -85,6 +93,8 @@ pub enum MmError {
     Xen(&'static str, crate::hypercall::Errno),
     /// A frame that had to be mapped in the 1:1 map is not.
     NotMapped(usize),
+    /// The frame is not one handed out by the frame pool.
+    NotPoolFrame(u64),
     /// The heap has no free block of this many bytes.
     HeapExhausted(usize),
 }
@@ -96,6 +106,7 @@ impl fmt::Display for MmError {
             MmError::BadVa(va) => write!(f, "VA {va:#x} cannot be mapped by a PV guest"),
             MmError::Xen(what, e) => write!(f, "{what} failed: {e}"),
             MmError::NotMapped(va) => write!(f, "VA {va:#x} is not mapped"),
+            MmError::NotPoolFrame(pfn) => write!(f, "pfn {pfn:#x} is not an allocated pool frame"),
             MmError::HeapExhausted(n) => write!(f, "the heap has no free block of {n} bytes"),
         }
     }
@@ -113,6 +124,9 @@ mod target {
     static P2M: AtomicUsize = AtomicUsize::new(0);
     static NR_PAGES: AtomicU64 = AtomicU64::new(0);
     static FRAMES: IrqMutex<Option<FrameAllocator<&'static mut [u64]>>> = IrqMutex::new(None);
+    /// The heap's run of frames: first PFN and count (set once by `init`).
+    static HEAP_FIRST: AtomicU64 = AtomicU64::new(0);
+    static HEAP_PAGES: AtomicU64 = AtomicU64::new(0);
 
     /// The machine frame backing pseudo-physical frame `pfn` (from the builder's p2m list).
     pub fn pfn_to_mfn(pfn: Pfn) -> u64 {
@@ -161,6 +175,14 @@ mod target {
                 panic!("free_frame({pfn:#x}): {e:?}");
             }
         }
+    }
+
+    /// True for a frame [`alloc_frame`] handed out and not yet freed: a page of the 1:1 map
+    /// that no Rust object lives in (the heap's run is excluded).
+    pub fn is_pool_frame(pfn: Pfn) -> bool {
+        let heap_first = HEAP_FIRST.load(Ordering::Relaxed);
+        let in_heap = (heap_first..heap_first + HEAP_PAGES.load(Ordering::Relaxed)).contains(&pfn);
+        !in_heap && FRAMES.lock().as_ref().is_some_and(|f| f.is_allocated(pfn))
     }
 
     /// Free frames left in the pool.
@@ -212,6 +234,8 @@ mod target {
             .as_mut()
             .and_then(|f| f.alloc_contiguous(heap_pages))
             .unwrap_or_else(|| panic!("mm: no contiguous run of {heap_pages} heap frames"));
+        HEAP_FIRST.store(heap_pfn, Ordering::Relaxed);
+        HEAP_PAGES.store(heap_pages, Ordering::Relaxed);
         // SAFETY: the run was free and is now owned by the heap alone; it is mapped RW.
         unsafe { heap::init(pfn_to_va(heap_pfn), heap_pages as usize * PAGE_SIZE) };
 

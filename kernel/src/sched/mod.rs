@@ -8,17 +8,18 @@
 //! stack, so there is no idle thread: when nothing is runnable the current stack blocks the
 //! domain. Scheduler state lives in an `IrqMutex` (events masked while held) and events stay
 //! masked across a context switch; each thread restores its own event state when it resumes.
-//! [`run`] retires the boot thread for good. Decisions are in [`policy`] (host-tested).
+//! [`run`] retires the boot thread for good. Decisions are in [`policy`] (host-tested); the
+//! mechanisms are `arch::switch` (the context switch) and `mm::Stack` (guarded stacks).
 
 pub mod policy;
 
-#[cfg(target_os = "none")]
-mod stack;
 #[cfg(any(test, target_os = "none"))]
 mod switch;
 #[cfg(target_os = "none")]
 mod thread;
 
+#[cfg(target_os = "none")]
+pub(crate) use switch::initial_frame;
 #[cfg(target_os = "none")]
 pub use thread::*;
 

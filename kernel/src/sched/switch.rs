@@ -1,45 +1,6 @@
-//! The context switch: saves the callee-saved registers and the stack pointer of the thread
-//! giving up the CPU, loads the other thread's. A new thread's stack is prepared so that the
-//! first switch to it "returns" into its entry function.
-
-#[cfg(target_os = "none")]
-core::arch::global_asm!(
-    ".global ferrostore_switch_context",
-    "ferrostore_switch_context:",
-    "push rbp",
-    "push rbx",
-    "push r12",
-    "push r13",
-    "push r14",
-    "push r15",
-    "mov [rdi], rsp",
-    "mov rsp, rsi",
-    "pop r15",
-    "pop r14",
-    "pop r13",
-    "pop r12",
-    "pop rbx",
-    "pop rbp",
-    "ret",
-);
-
-#[cfg(target_os = "none")]
-extern "C" {
-    /// Saves the current context's stack pointer to `*save_rsp`, continues on `next_rsp`.
-    fn ferrostore_switch_context(save_rsp: *mut usize, next_rsp: usize);
-}
-
-/// Switches to the context whose saved stack pointer is `next_rsp`; returns when some other
-/// thread switches back to this one.
-///
-/// # Safety
-/// `save_rsp` must stay valid until this context is resumed; `next_rsp` must come from a
-/// previous switch away from a live thread or from [`initial_frame`] on a live stack.
-#[cfg(target_os = "none")]
-pub unsafe fn switch(save_rsp: *mut usize, next_rsp: usize) {
-    // SAFETY: forwarded caller contract; the asm preserves every callee-saved register.
-    unsafe { ferrostore_switch_context(save_rsp, next_rsp) }
-}
+//! The first frame of a new context: its stack is prepared so that the first switch to it
+//! (`arch::switch`, which pops six callee-saved registers and returns) enters its entry
+//! function. Pure layout, kept here to be host-tested; `arch::switch::Context::new` uses it.
 
 /// Lays out a fresh stack (`words`, 8-byte aligned) so that switching to the returned stack
 /// pointer enters `entry` with the ABI's alignment (rsp ≡ 8 mod 16 at entry) and zeroed

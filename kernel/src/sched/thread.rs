@@ -1,9 +1,8 @@
 //! Threads, the schedule loop, sleeping, joining and wait queues (kernel target).
 
 use super::policy::{Next, Policy, Slot};
-use super::stack::Stack;
-use super::switch::{initial_frame, switch};
-use crate::mm::MmError;
+use crate::arch::switch::{switch_to, Context};
+use crate::mm::{MmError, Stack};
 use crate::sync::IrqMutex;
 use crate::{events, time};
 use alloc::boxed::Box;
@@ -15,10 +14,8 @@ type Entry = Box<dyn FnOnce() + Send>;
 struct Thread {
     id: u64,
     name: &'static str,
-    /// Saved stack pointer while switched out.
-    rsp: usize,
-    /// None for the boot thread (its stack is not ours).
-    stack: Option<Stack>,
+    /// Its CPU context and stack (no stack of its own for the boot thread).
+    ctx: Context,
     entry: Option<Entry>,
 }
 
@@ -61,13 +58,15 @@ pub struct SchedStats {
 pub fn init() {
     let mut g = SCHED.lock();
     assert!(g.is_none(), "sched::init called twice");
+    let Some(ctx) = Context::adopt_boot() else {
+        panic!("sched::init: the boot context was adopted before");
+    };
     *g = Some(Sched {
         policy: Policy::new(),
         threads: vec![Some(Box::new(Thread {
             id: 0,
             name: "boot",
-            rsp: 0,
-            stack: None,
+            ctx,
             entry: None,
         }))],
         next_id: 1,
@@ -82,8 +81,7 @@ pub fn spawn(
     name: &'static str,
     f: impl FnOnce() + Send + 'static,
 ) -> Result<ThreadHandle, MmError> {
-    let mut stack = Stack::new()?;
-    let rsp = initial_frame(stack.words(), thread_start);
+    let ctx = Context::new(Stack::new()?, thread_start);
     Ok(with(|s| {
         let slot = s.policy.add();
         let id = s.next_id;
@@ -91,8 +89,7 @@ pub fn spawn(
         let t = Box::new(Thread {
             id,
             name,
-            rsp,
-            stack: Some(stack),
+            ctx,
             entry: Some(Box::new(f)),
         });
         if slot == s.threads.len() {
@@ -143,16 +140,15 @@ fn schedule() {
             let next = s.policy.pick(time::now_ns());
             match next {
                 Next::Switch { from, to } => {
-                    let prev = s.threads[from].as_mut().map(|t| {
-                        if t.stack.as_ref().is_some_and(|st| !st.canary_intact()) {
+                    let prev = s.threads[from].as_ref().map(|t| {
+                        if t.ctx.stack().is_some_and(|st| !st.canary_intact()) {
                             panic!("sched: thread '{}' overflowed its stack", t.name);
                         }
-                        &raw mut t.rsp
                     });
-                    let next_rsp = s.threads[to].as_ref().map(|t| t.rsp);
+                    let next = s.threads[to].as_ref().map(|t| t.ctx.clone());
                     s.switches += 1;
-                    match (prev, next_rsp) {
-                        (Some(p), Some(n)) => Ok((p, n)),
+                    match (prev, next) {
+                        (Some(()), Some(n)) => Ok(n),
                         _ => panic!("sched: switch {from}->{to} between missing threads"),
                     }
                 }
@@ -161,11 +157,8 @@ fn schedule() {
             }
         });
         match next {
-            Ok((save, next_rsp)) => {
-                // SAFETY: `save` points into the boxed Thread of the thread giving up the
-                // CPU, which lives until it is reaped after this switch completes; `next_rsp`
-                // was saved by a switch away from a live thread or laid out by spawn.
-                unsafe { switch(save, next_rsp) };
+            Ok(next) => {
+                switch_to(next);
                 after_switch();
                 return;
             }

@@ -2,57 +2,20 @@
 //! port, one [`Client`] behind an `IrqMutex`, and the blocking operations.
 
 use super::client::{Client, Stats, WatchEvent, XsError};
-use crate::arch;
 use crate::events::{self, Port};
+use crate::mm::SharedPage;
 use crate::sched::WaitQueue;
 use crate::start_info::StartInfo;
 use crate::sync::IrqMutex;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use xenstore_engine::ring::RingPage;
 use xenstore_engine::wire::ty;
 use xenstore_engine::Error;
 
-/// The shared store page, accessed with volatile loads and stores.
-struct StorePage(usize);
-
-impl StorePage {
-    fn byte(&self, off: usize) -> *mut u8 {
-        (self.0 + (off & 4095)) as *mut u8
-    }
-}
-
-impl RingPage for StorePage {
-    fn load_u32(&self, off: usize) -> u32 {
-        // SAFETY: the page is mapped for the kernel's lifetime (start-of-day mapping of
-        // store_mfn) and `off & 4095` (4-aligned by every caller) stays inside it.
-        unsafe { (self.byte(off & !3) as *const u32).read_volatile() }
-    }
-    fn store_u32(&mut self, off: usize, v: u32) {
-        // SAFETY: as in load_u32.
-        unsafe { (self.byte(off & !3) as *mut u32).write_volatile(v) }
-    }
-    fn read(&self, off: usize, buf: &mut [u8]) {
-        for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: as in load_u32; each byte offset is masked into the page.
-            *b = unsafe { self.byte(off + i).read_volatile() };
-        }
-    }
-    fn write(&mut self, off: usize, data: &[u8]) {
-        for (i, &b) in data.iter().enumerate() {
-            // SAFETY: as in load_u32; each byte offset is masked into the page.
-            unsafe { self.byte(off + i).write_volatile(b) };
-        }
-    }
-    fn barrier(&self) {
-        core::sync::atomic::fence(Ordering::SeqCst);
-    }
-}
-
 struct Conn {
     client: Client,
-    page: StorePage,
+    page: SharedPage,
 }
 
 static CONN: IrqMutex<Option<Conn>> = IrqMutex::new(None);
@@ -84,16 +47,14 @@ fn on_store_event(_port: Port) {
 
 /// Connects to the store ring of `si` and starts listening on its event channel.
 pub fn init(si: &StartInfo) -> Result<(), InitError> {
-    if si.store_mfn == 0 {
-        return Err(InitError::NoStore);
-    }
+    let page = SharedPage::store(si).ok_or(InitError::NoStore)?;
     let mut g = CONN.lock();
     if g.is_some() {
         return Err(InitError::AlreadyConnected);
     }
     *g = Some(Conn {
         client: Client::new(),
-        page: StorePage(arch::mfn_to_virt(si.store_mfn)),
+        page,
     });
     drop(g);
     PORT.store(si.store_evtchn, Ordering::Relaxed);

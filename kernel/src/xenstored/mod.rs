@@ -37,7 +37,9 @@ mod service {
     use core::cell::RefCell;
     use core::sync::atomic::{AtomicU64, Ordering};
     use xenstore_engine::quota::NAMES as QUOTA_NAMES;
-    use xenstore_engine::ring::{self, RingPage, CONNECTION, RECONNECT, REQ_CONS, REQ_PROD};
+    use xenstore_engine::ring::{
+        self, RingPage, CONNECTION, RECONNECT, REQ_CONS, REQ_PROD, RING_SIZE, RSP_CONS, RSP_PROD,
+    };
     use xenstore_engine::{Config, ConnId, Engine};
 
     type Store = Engine<KernelPlatform>;
@@ -52,6 +54,11 @@ mod service {
     const WORDS: usize = NR_EVENT_CHANNELS / 64;
     static PENDING: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
     static WAKE: WaitQueue = WaitQueue::new();
+
+    /// Dispatcher wake-ups, and rings found with work that no event announced (PROBE).
+    static WAKEUPS: AtomicU64 = AtomicU64::new(0);
+    static UNANNOUNCED: AtomicU64 = AtomicU64::new(0);
+    static SLOWEST_NS: AtomicU64 = AtomicU64::new(0);
 
     /// Event handler of every ring port and of VIRQ_DOM_EXC.
     fn on_event(port: Port) {
@@ -172,6 +179,7 @@ mod service {
                 let idle = self.active.is_empty();
                 if idle {
                     WAKE.wait_until_or(deadline, any_pending);
+                    WAKEUPS.fetch_add(1, Ordering::Relaxed);
                 }
                 ports.clear();
                 take_pending(&mut ports);
@@ -192,6 +200,24 @@ mod service {
                 if now >= next_tick {
                     self.engine.tick();
                     next_tick = now + TICK_NS;
+                    let quiet: Vec<ConnId> = self
+                        .rings
+                        .borrow()
+                        .by_conn
+                        .keys()
+                        .copied()
+                        .filter(|c| !self.queued.contains(c))
+                        .collect();
+                    for c in quiet {
+                        if self.has_work(c) {
+                            let n = UNANNOUNCED.fetch_add(1, Ordering::Relaxed) + 1;
+                            crate::log_info!(
+                                "xenstored: PROBE conn {c}: work without an event ({n} so far, {} wake-ups)",
+                                WAKEUPS.load(Ordering::Relaxed)
+                            );
+                            self.activate(c);
+                        }
+                    }
                 }
                 if poll_at.is_some_and(|p| now >= p) {
                     poll_at = None;
@@ -215,7 +241,16 @@ mod service {
             let turn: Vec<ConnId> = self.active.drain(..).collect();
             self.queued.clear();
             for c in turn {
-                match self.service(c) {
+                let t0 = time::now_ns();
+                let after = self.service(c);
+                let dt = time::now_ns().saturating_sub(t0);
+                if dt > SLOWEST_NS.load(Ordering::Relaxed) {
+                    SLOWEST_NS.store(dt, Ordering::Relaxed);
+                    if dt > 20_000_000 {
+                        crate::log_info!("xenstored: PROBE conn {c}: one service took {} ms", dt / 1_000_000);
+                    }
+                }
+                match after {
                     After::Idle => {}
                     After::More => self.activate(c),
                     After::Throttled => {
@@ -269,6 +304,23 @@ mod service {
                 // reply notifies us) or by the write-rate limit (the next poll).
                 (true, false) => After::Throttled,
             }
+        }
+
+        /// True when `conn`'s ring has unread requests the engine would take, or queued output
+        /// and room in the response ring.
+        fn has_work(&mut self, conn: ConnId) -> bool {
+            let (page, failed) = match self.rings.borrow().by_conn.get(&conn) {
+                Some(r) => (r.page(), r.failed),
+                None => return false,
+            };
+            page.barrier();
+            if failed.is_some() {
+                return page.load_u32(CONNECTION) == RECONNECT;
+            }
+            let unread = page.load_u32(REQ_PROD) != page.load_u32(REQ_CONS);
+            let used = page.load_u32(RSP_PROD).wrapping_sub(page.load_u32(RSP_CONS));
+            (unread && self.engine.wants_input(conn))
+                || (self.engine.has_output(conn) && used < RING_SIZE)
         }
 
         /// VIRQ_DOM_EXC: asks Xen about every domain the store knows.

@@ -1,13 +1,13 @@
-//! Thread stacks: [`STACK_SIZE`] bytes from the heap, page aligned, with the page below them
-//! unmapped as a guard (an overflow faults at once instead of corrupting the heap) and a canary
-//! in the lowest word (checked at every switch, for frames that jump past the guard).
+//! Thread stacks (the mechanism; `sched` decides the size and when to check): [`STACK_SIZE`]
+//! bytes from the heap, page aligned, with the page below them unmapped as a guard (an
+//! overflow faults at once instead of corrupting the heap) and a canary in the lowest word
+//! (checked at every switch, for frames that jump past the guard).
 
-use super::{STACK_CANARY, STACK_SIZE};
 use crate::mm::paging::PAGE_SIZE;
 use crate::mm::{self, MmError};
+use crate::sched::{STACK_CANARY, STACK_SIZE};
 use alloc::alloc::{alloc, dealloc};
 use core::alloc::Layout;
-use core::ptr::NonNull;
 
 /// Guard page + stack.
 const LAYOUT: Layout = match Layout::from_size_align(PAGE_SIZE + STACK_SIZE, PAGE_SIZE) {
@@ -17,27 +17,29 @@ const LAYOUT: Layout = match Layout::from_size_align(PAGE_SIZE + STACK_SIZE, PAG
 
 /// A thread stack; dropping it maps the guard page back and frees the memory.
 pub struct Stack {
-    /// The guard page (the allocation's start); the stack follows it.
-    guard: NonNull<u8>,
+    /// VA of the guard page (the allocation's start); the stack follows it. The memory is
+    /// owned by this value alone.
+    guard: usize,
 }
-
-// SAFETY: the stack memory is owned by this value alone.
-unsafe impl Send for Stack {}
 
 impl Stack {
     /// A fresh stack with its guard page unmapped.
     pub fn new() -> Result<Stack, MmError> {
         // SAFETY: LAYOUT has a non-zero size.
-        let guard =
-            NonNull::new(unsafe { alloc(LAYOUT) }).ok_or(MmError::HeapExhausted(LAYOUT.size()))?;
+        let guard = unsafe { alloc(LAYOUT) };
+        if guard.is_null() {
+            return Err(MmError::HeapExhausted(LAYOUT.size()));
+        }
         // SAFETY: the guard page is the first page of our own, page-aligned allocation, which
         // nothing else uses; it is mapped back before the memory is freed (Drop).
-        if let Err(e) = unsafe { mm::unmap_frame(guard.as_ptr() as usize) } {
+        if let Err(e) = unsafe { mm::unmap_frame(guard as usize) } {
             // SAFETY: allocated above with LAYOUT and still mapped.
-            unsafe { dealloc(guard.as_ptr(), LAYOUT) };
+            unsafe { dealloc(guard, LAYOUT) };
             return Err(e);
         }
-        let mut s = Stack { guard };
+        let mut s = Stack {
+            guard: guard as usize,
+        };
         s.words()[0] = STACK_CANARY;
         Ok(s)
     }
@@ -46,30 +48,25 @@ impl Stack {
     pub fn words(&mut self) -> &mut [u64] {
         // SAFETY: the STACK_SIZE bytes after the guard page are ours, mapped RW and aligned.
         unsafe {
-            core::slice::from_raw_parts_mut(
-                self.guard.as_ptr().add(PAGE_SIZE) as *mut u64,
-                STACK_SIZE / 8,
-            )
+            core::slice::from_raw_parts_mut((self.guard + PAGE_SIZE) as *mut u64, STACK_SIZE / 8)
         }
     }
 
     /// False once something wrote over the lowest word (the thread overflowed its stack).
     pub fn canary_intact(&self) -> bool {
         // SAFETY: the lowest word of the stack is mapped (it is above the guard page).
-        unsafe {
-            (self.guard.as_ptr().add(PAGE_SIZE) as *const u64).read_volatile() == STACK_CANARY
-        }
+        unsafe { ((self.guard + PAGE_SIZE) as *const u64).read_volatile() == STACK_CANARY }
     }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let va = self.guard.as_ptr() as usize;
+        let va = self.guard;
         let mfn = mm::pfn_to_mfn(mm::va_to_pfn(va));
         // SAFETY: puts back the 1:1 mapping of our own heap page that `new` removed.
         match unsafe { mm::map_frame(va, mfn, true) } {
             // SAFETY: allocated in `new` with LAYOUT; the whole block is mapped again.
-            Ok(()) => unsafe { dealloc(self.guard.as_ptr(), LAYOUT) },
+            Ok(()) => unsafe { dealloc(va as *mut u8, LAYOUT) },
             // Freeing a block with an unmapped page would fault in the allocator: leak it.
             Err(e) => crate::println!("sched: stack guard at {va:#x} not remapped ({e}); leaked"),
         }
