@@ -3,6 +3,7 @@
 use crate::quota::Quotas;
 use crate::wire::Error;
 use crate::ConnId;
+use alloc::string::String;
 
 /// Ring feature bit: reconnection protocol.
 pub const FEATURE_RECONNECTION: u32 = 1;
@@ -32,6 +33,11 @@ pub trait Platform {
     fn now_ms(&self) -> u64;
     /// A line for the log (CONTROL `print`, `log on` tracing). May be ignored.
     fn log(&mut self, line: &str);
+    /// CONTROL `memreport`: appends the host's own memory figures (e.g. the stub's heap, the
+    /// process's RSS) to `report`, as whole lines ending in `\n`. Default: nothing.
+    fn memreport(&mut self, report: &mut String) {
+        let _ = report;
+    }
 }
 
 /// Per-domain state.
@@ -50,8 +56,8 @@ pub(crate) struct Domain {
     pub features: u32,
     /// SET_TARGET: this domain acts for the target.
     pub target: Option<u32>,
-    /// Write-rate credit (in writes) and the time it was last refilled.
+    /// Write-rate credit in thousandths of a write (see `wrl`).
     pub wrl_credit: i64,
-    /// Refill timestamp (ms).
+    /// When the credit was last updated (ms).
     pub wrl_stamp: u64,
 }

@@ -8,6 +8,7 @@ use crate::quota::{over, Quotas};
 use crate::store::{access, lookup, Change, Store, Usage};
 use crate::tree::{self, Node, Tree};
 use crate::wire::{self, one_arg, ty, Error, Header, DOMID_SELF, HEADER_LEN, PAYLOAD_MAX};
+use crate::wrl::{Wrl, WRITE_COST};
 use crate::ConnId;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
@@ -48,12 +49,9 @@ pub enum ConnError {
     Closed,
 }
 
-/// Write-rate limit: writes per second, burst, and the start credit of a new domain.
-const WRL_RATE: i64 = 200;
-const WRL_BURST: i64 = 10;
-const WRL_NEWDOM: i64 = 5 * WRL_BURST;
-/// Events kept queued for one unprivileged connection at most; more are dropped.
-const MAX_QUEUED_EVENTS: usize = 1024;
+/// Replies with at most this many payload bytes are queued even beyond the memory quota (as
+/// in C xenstored: an error reply must always be possible).
+const SMALL_REPLY: usize = 16;
 /// Output bytes queued for a privileged connection before its input is paused.
 const PRIV_OUT_LIMIT: usize = 4 << 20;
 
@@ -71,15 +69,23 @@ enum TxOp {
     SetPerms(String, Vec<Perm>),
 }
 
+/// A transaction, with C xenstored 4.17's conflict rule: a node is seen as it is in the
+/// main store when the transaction first accesses it, and the commit fails (EAGAIN) only if a
+/// node the transaction accessed has changed since that first access.
 struct Tx {
+    /// The transaction's view: `base` with `ops` applied. Nodes the transaction has not
+    /// accessed yet show their current state because the view is rebuilt from the main store
+    /// whenever that changed ([`Engine::tx_refresh`]).
     tree: Tree,
+    /// The main store the view was built from (shares its root until the main store changes).
     base: Tree,
-    /// First access of each node: its generation in the snapshot (None = absent), checked
-    /// at commit.
+    /// First access of each node: its generation in the main store then (None = absent).
+    /// All must be unchanged at commit.
     accessed: BTreeMap<String, Option<u64>>,
-    /// Existing nodes that got a new child in the transaction: they must still exist at
-    /// commit (their generation may change: concurrent siblings do not conflict).
-    parents: BTreeMap<String, ()>,
+    /// Existing nodes that got a new child in the transaction, with their permissions then:
+    /// they must still exist with those permissions at commit (their generation may change:
+    /// concurrent siblings do not conflict).
+    parents: BTreeMap<String, Vec<Perm>>,
     ops: Vec<TxOp>,
     usage: BTreeMap<u32, Usage>,
     /// Nodes in the order C xenstored first touches them (a written node before the parent
@@ -89,6 +95,18 @@ struct Tx {
 }
 
 impl Tx {
+    /// True while every node the transaction accessed is unchanged in `main` (else the
+    /// commit fails with EAGAIN).
+    fn still_valid(&self, main: &Tree) -> bool {
+        self.accessed
+            .iter()
+            .all(|(p, g)| main.get(p).map(|n| n.generation) == *g)
+            && self
+                .parents
+                .iter()
+                .all(|(p, perms)| main.get(p).is_some_and(|n| n.perms == *perms))
+    }
+
     fn touch(&mut self, path: &str) {
         if !self.touched.contains_key(path) {
             let n = self.touched.len();
@@ -149,6 +167,8 @@ struct Conn {
     privileged: bool,
     inbuf: Vec<u8>,
     out: VecDeque<OutMsg>,
+    /// Bytes of the messages in `out` (charged to the domain's memory quota).
+    out_bytes: usize,
     out_off: usize,
     watches: Vec<Watch>,
     txs: BTreeMap<u32, Tx>,
@@ -164,6 +184,7 @@ impl Conn {
             privileged,
             inbuf: Vec::new(),
             out: VecDeque::new(),
+            out_bytes: 0,
             out_off: 0,
             watches: Vec::new(),
             txs: BTreeMap::new(),
@@ -191,6 +212,7 @@ pub struct Engine<P: Platform> {
     logging: bool,
     pending_special: Vec<(usize, u32)>,
     deferred_events: Vec<(ConnId, Vec<u8>)>,
+    wrl: Wrl,
 }
 
 fn n0() -> Vec<Perm> {
@@ -220,6 +242,7 @@ impl<P: Platform> Engine<P> {
             logging: false,
             pending_special: Vec::new(),
             deferred_events: Vec::new(),
+            wrl: Wrl::default(),
         };
         e.recount_usage();
         e.new_domain(0);
@@ -254,7 +277,7 @@ impl<P: Platform> Engine<P> {
             quotas,
             features: FEATURES,
             target: None,
-            wrl_credit: WRL_NEWDOM,
+            wrl_credit: 0,
             wrl_stamp: now,
         })
     }
@@ -359,6 +382,7 @@ impl<P: Platform> Engine<P> {
             n += k;
             c.out_off += k;
             if c.out_off >= front.data.len() {
+                c.out_bytes -= front.data.len();
                 c.out.pop_front();
                 c.out_off = 0;
             }
@@ -375,6 +399,7 @@ impl<P: Platform> Engine<P> {
             dst.extend_from_slice(front.data.get(c.out_off..).unwrap_or(&[]));
             c.out_off = 0;
         }
+        c.out_bytes = 0;
     }
 
     /// Whether the host should read more input for this connection now: false while the
@@ -387,7 +412,7 @@ impl<P: Platform> Engine<P> {
             return false;
         }
         if c.privileged {
-            return c.out.iter().map(|m| m.data.len()).sum::<usize>() < PRIV_OUT_LIMIT;
+            return c.out_bytes < PRIV_OUT_LIMIT;
         }
         let domid = c.domid;
         let queued = c.out.len();
@@ -395,13 +420,19 @@ impl<P: Platform> Engine<P> {
         let Some(d) = self.domains.get_mut(&domid) else {
             return true;
         };
-        refill(d, now);
+        self.wrl.update(d, now);
         !over(queued + 1, d.quotas.outstanding) && d.wrl_credit >= 0
     }
 
     /// Drops watch events that waited longer than the timeout for unprivileged clients.
     pub fn tick(&mut self) {
         let now = self.platform.now_ms();
+        let priv_domid = self.cfg.priv_domid;
+        for (&domid, d) in self.domains.iter_mut() {
+            if d.conn.is_some() && domid != 0 && Some(domid) != priv_domid {
+                self.wrl.update(d, now);
+            }
+        }
         let limit = self.cfg.watch_event_timeout_ms;
         for c in self.conns.iter_mut().flatten() {
             if c.privileged {
@@ -409,11 +440,16 @@ impl<P: Platform> Engine<P> {
             }
             let started = c.out_off > 0;
             let mut i = 0;
+            let mut dropped = 0;
             c.out.retain(|m| {
                 let keep = (i == 0 && started) || !m.event || now.saturating_sub(m.at) < limit;
                 i += 1;
+                if !keep {
+                    dropped += m.data.len();
+                }
                 keep
             });
+            c.out_bytes -= dropped;
         }
     }
 
@@ -453,9 +489,24 @@ impl<P: Platform> Engine<P> {
         result
     }
 
+    /// Whether `extra` more output bytes for an unprivileged connection would exceed its
+    /// domain's memory quota (node records plus queued output are charged to it).
+    fn over_memory(&self, c: &Conn, extra: usize) -> bool {
+        if c.privileged {
+            return false;
+        }
+        let nodes = self
+            .usage
+            .get(&c.domid)
+            .map_or(0, |u| u.bytes.max(0) as usize);
+        over(nodes + c.out_bytes + extra, self.quotas_of(c.domid).memory)
+    }
+
+    /// Queues a message. A watch event that would exceed an unprivileged domain's memory
+    /// quota is dropped (as in C xenstored); replies are always queued (see `process`).
     fn push(&mut self, conn: ConnId, data: Vec<u8>, event: bool) {
         let now = if event { self.platform.now_ms() } else { 0 };
-        let Some(Some(c)) = self.conns.get_mut(conn) else {
+        let Some(Some(c)) = self.conns.get(conn) else {
             return;
         };
         if event {
@@ -463,10 +514,14 @@ impl<P: Platform> Engine<P> {
             if c.out.iter().skip(start).any(|m| m.event && m.data == data) {
                 return;
             }
-            if !c.privileged && c.out.len() >= MAX_QUEUED_EVENTS {
+            if self.over_memory(c, data.len()) {
                 return;
             }
         }
+        let Some(Some(c)) = self.conns.get_mut(conn) else {
+            return;
+        };
+        c.out_bytes += data.len();
         c.out.push_back(OutMsg {
             data,
             at: now,
@@ -497,6 +552,14 @@ impl<P: Platform> Engine<P> {
         let mut changes = Vec::new();
         let res = self.dispatch(conn, h, payload, &mut reply, &mut changes);
         let mut msg = Vec::with_capacity(HEADER_LEN + reply.len().max(8));
+        let res = match res {
+            Ok(()) if reply.len() > PAYLOAD_MAX => Err(Error::TooBig),
+            r => r,
+        };
+        let too_big = res.is_ok()
+            && reply.len() > SMALL_REPLY
+            && matches!(self.conns.get(conn), Some(Some(c)) if self.over_memory(c, HEADER_LEN + reply.len()));
+        let res = if too_big { Err(Error::Nomem) } else { res };
         match res {
             Ok(()) => wire::encode_msg(&mut msg, h.ty, h.req_id, h.tx_id, &reply),
             Err(e) => {
@@ -524,15 +587,6 @@ impl<P: Platform> Engine<P> {
     }
 }
 
-fn refill(d: &mut Domain, now: u64) {
-    let elapsed = now.saturating_sub(d.wrl_stamp) as i64;
-    let gained = elapsed * WRL_RATE / 1000;
-    if gained > 0 {
-        d.wrl_credit = (d.wrl_credit + gained).min(WRL_BURST.max(d.wrl_credit));
-        d.wrl_stamp = now;
-    }
-}
-
 /// Which tree a request works on.
 enum Target {
     Main,
@@ -552,11 +606,17 @@ const PRIV_ONLY: [u32; 10] = [
     ty::SET_QUOTA,
 ];
 
-fn is_write_op(t: u32) -> bool {
-    matches!(
-        t,
-        ty::WRITE | ty::MKDIR | ty::RM | ty::SET_PERMS | ty::TRANSACTION_END
-    )
+/// Charges `writes` node writes to an unprivileged caller's write-rate credit (it can go
+/// into debt only while a transaction is open).
+fn wrl_debit<P: Platform>(e: &mut Engine<P>, caller: &Caller, writes: u32) {
+    if caller.privileged || writes == 0 {
+        return;
+    }
+    let held = e.any_transaction();
+    let now = e.platform.now_ms();
+    if let Some(d) = e.domains.get_mut(&caller.domid) {
+        e.wrl.debit(d, now, WRITE_COST * i64::from(writes), held);
+    }
 }
 
 impl<P: Platform> Engine<P> {
@@ -589,13 +649,6 @@ impl<P: Platform> Engine<P> {
         } else {
             return Err(Error::Noent);
         };
-        if !caller.privileged && is_write_op(h.ty) {
-            let now = self.platform.now_ms();
-            if let Some(d) = self.domains.get_mut(&caller.domid) {
-                refill(d, now);
-                d.wrl_credit -= 1;
-            }
-        }
         match h.ty {
             ty::READ => {
                 let p = self.path_arg(&caller, path_one_arg(payload)?)?;
@@ -829,7 +882,7 @@ impl<P: Platform> Engine<P> {
         canonicalize(raw, caller.domid, max)
     }
 
-    /// Records the first access to `path` in a transaction (its generation in the snapshot).
+    /// Records the first access to `path` in a transaction (its generation in the main store).
     fn record(&mut self, cid: ConnId, txid: u32, caller: &Caller, path: &str) -> Result<(), Error> {
         let limit = self.quotas_of(caller.domid).transaction_nodes;
         let Some(Some(c)) = self.conns.get_mut(cid) else {
@@ -840,10 +893,79 @@ impl<P: Platform> Engine<P> {
             if !caller.privileged && over(tx.accessed.len() + 1, limit) {
                 return Err(Error::Nospc);
             }
-            let g = tx.base.get(path).map(|n| n.generation);
+            let g = self.tree.get(path).map(|n| n.generation);
             tx.accessed.insert(String::from(path), g);
         }
         Ok(())
+    }
+
+    /// Before a WRITE/MKDIR in a transaction creates nodes: the missing nodes between the
+    /// deepest existing ancestor (in the transaction's view) and `path` are accessed (they
+    /// must not be created outside), and that ancestor, if it exists in the main store, must
+    /// keep its permissions (they decided the new nodes' permissions and the access check).
+    fn record_creation(
+        &mut self,
+        cid: ConnId,
+        txid: u32,
+        caller: &Caller,
+        p: &str,
+    ) -> Result<(), Error> {
+        let Some(Some(c)) = self.conns.get(cid) else {
+            return Err(Error::Io);
+        };
+        let tx = c.txs.get(&txid).ok_or(Error::Noent)?;
+        let depth = tx.tree.existing_depth(p);
+        let total = path::components(p).count();
+        if depth >= total {
+            return Ok(());
+        }
+        let anc = path::prefix(p, depth);
+        for d in depth + 1..total {
+            let mid = path::prefix(p, d);
+            self.record(cid, txid, caller, &mid)?;
+        }
+        let perms = self.tree.get(&anc).map(|n| n.perms.clone());
+        if let (Some(perms), Some(Some(c))) = (perms, self.conns.get_mut(cid)) {
+            if let Some(tx) = c.txs.get_mut(&txid) {
+                tx.parents.entry(anc).or_insert(perms);
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuilds a transaction's view from the current main store (its operations replayed)
+    /// if the main store changed and nothing the transaction accessed did. A transaction
+    /// whose accessed nodes changed keeps its view: its commit will fail.
+    fn tx_refresh(&mut self, cid: ConnId, txid: u32, caller: &Caller) {
+        let quotas = self.quotas_of(caller.domid);
+        let Some(Some(c)) = self.conns.get_mut(cid) else {
+            return;
+        };
+        let Some(tx) = c.txs.get_mut(&txid) else {
+            return;
+        };
+        if tx.base.same_root(&self.tree) || !tx.still_valid(&self.tree) {
+            return;
+        }
+        let mut tree = self.tree.clone();
+        let mut usage = BTreeMap::new();
+        let mut st = Store {
+            tree: &mut tree,
+            generation: &mut self.generation,
+            usage: &mut usage,
+            base_usage: Some(&self.usage),
+            domains: &self.domains,
+            quotas: &quotas,
+            force: true,
+            changes: None,
+            written: 0,
+        };
+        for op in &tx.ops {
+            let _ = apply(&mut st, caller, op);
+        }
+        tx.tree = tree;
+        tx.usage = usage;
+        tx.base = self.tree.clone();
     }
 
     fn with_read<R>(
@@ -857,6 +979,7 @@ impl<P: Platform> Engine<P> {
         match *target {
             Target::Main => Ok(f(lookup(&self.tree, &self.domains, caller, path, READ)?)),
             Target::Tx(id) => {
+                self.tx_refresh(cid, id, caller);
                 self.record(cid, id, caller, path)?;
                 let Some(Some(c)) = self.conns.get(cid) else {
                     return Err(Error::Io);
@@ -889,27 +1012,28 @@ impl<P: Platform> Engine<P> {
                     quotas: &quotas,
                     force: false,
                     changes: Some(changes),
+                    written: 0,
                 };
-                apply(&mut st, caller, &op)
+                let r = apply(&mut st, caller, &op);
+                let written = st.written;
+                wrl_debit(self, caller, written);
+                r
             }
             Target::Tx(id) => {
                 let path = match &op {
                     TxOp::Write(p, _) | TxOp::Rm(p) | TxOp::SetPerms(p, _) => p.clone(),
                 };
+                self.tx_refresh(cid, id, caller);
                 self.record(cid, id, caller, &path)?;
+                if let TxOp::Write(p, _) = &op {
+                    self.record_creation(cid, id, caller, p)?;
+                }
                 let Some(Some(c)) = self.conns.get_mut(cid) else {
                     return Err(Error::Io);
                 };
                 let tx = c.txs.get_mut(&id).ok_or(Error::Noent)?;
                 let mark = tx.touched.len();
                 tx.touch_op(&op);
-                if let TxOp::Write(p, _) = &op {
-                    let depth = tx.tree.existing_depth(p);
-                    let anc = path::prefix(p, depth);
-                    if depth < path::components(p).count() && tx.base.get(&anc).is_some() {
-                        tx.parents.insert(anc, ());
-                    }
-                }
                 let mut st = Store {
                     tree: &mut tx.tree,
                     generation: &mut self.generation,
@@ -919,6 +1043,7 @@ impl<P: Platform> Engine<P> {
                     quotas: &quotas,
                     force: false,
                     changes: None,
+                    written: 0,
                 };
                 if let Err(e) = apply(&mut st, caller, &op) {
                     tx.touched.retain(|_, i| *i < mark);
@@ -951,6 +1076,10 @@ impl<P: Platform> Engine<P> {
             if !self.ensure_domain(p.domid) {
                 p.bits |= IGNORE;
             }
+        }
+        // As C: an owner that does not exist is ENOENT before the path is looked at.
+        if new.first().is_some_and(|p| p.bits & IGNORE != 0) {
+            return Err(Error::Noent);
         }
         if raw.first() == Some(&b'@') {
             let i = special_index(raw).ok_or(Error::Inval)?;
@@ -1123,12 +1252,7 @@ impl<P: Platform> Engine<P> {
         if !commit {
             return Ok(());
         }
-        let conflict = tx
-            .accessed
-            .iter()
-            .any(|(p, g)| self.tree.get(p).map(|n| n.generation) != *g)
-            || tx.parents.keys().any(|p| self.tree.get(p).is_none());
-        if conflict {
+        if !tx.still_valid(&self.tree) {
             return Err(Error::Again);
         }
         let quotas = self.quotas_of(caller.domid);
@@ -1141,6 +1265,7 @@ impl<P: Platform> Engine<P> {
             quotas: &quotas,
             force: true,
             changes: Some(changes),
+            written: 0,
         };
         let mut replayed = Vec::new();
         st.changes = Some(&mut replayed);
@@ -1151,7 +1276,13 @@ impl<P: Platform> Engine<P> {
         }
         tx.order_changes(&mut replayed);
         changes.extend(replayed);
+        wrl_debit(self, caller, 1);
         Ok(())
+    }
+
+    /// Whether any connection has a transaction open (write-rate debt is possible only then).
+    fn any_transaction(&self) -> bool {
+        self.conns.iter().flatten().any(|c| !c.txs.is_empty())
     }
 
     /// INTRODUCE from the host (e.g. dom0's own ring at start): like the request, with
@@ -1177,9 +1308,13 @@ impl<P: Platform> Engine<P> {
             self.conns[cid] = None;
             return Err(e);
         }
-        let d = self.new_domain(domid);
-        d.conn = Some(cid);
-        d.shutdown_reported = false;
+        let now = self.platform.now_ms();
+        self.new_domain(domid);
+        if let Some(d) = self.domains.get_mut(&domid) {
+            d.conn = Some(cid);
+            d.shutdown_reported = false;
+            self.wrl.domain_new(d, now);
+        }
         if domid != 0 {
             self.pending_special.push((0, domid));
         }
@@ -1207,9 +1342,12 @@ impl<P: Platform> Engine<P> {
         if domid == 0 {
             return;
         }
-        let Some(d) = self.domains.remove(&domid) else {
+        let Some(mut d) = self.domains.remove(&domid) else {
             return;
         };
+        if d.conn.is_some() {
+            self.wrl.domain_gone(&mut d);
+        }
         if let Some(cid) = d.conn {
             self.platform.release(cid, domid);
             if let Some(slot) = self.conns.get_mut(cid) {
@@ -1251,6 +1389,7 @@ impl<P: Platform> Engine<P> {
             quotas: &quotas,
             force: true,
             changes: Some(&mut changes),
+            written: 0,
         };
         for r in &roots {
             if r == "/" {
@@ -1471,6 +1610,7 @@ impl<P: Platform> Engine<P> {
                     s.push_str(&format!("domain {d}: {} nodes, {} bytes\n", u.nodes, u.bytes));
                 }
                 s.push_str(&format!("connections: {}\n", self.conns.iter().flatten().count()));
+                self.platform.memreport(&mut s);
                 text(reply, &s);
             }
             (b"quota", []) => {

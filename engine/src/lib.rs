@@ -40,6 +40,7 @@ pub mod ring;
 mod store;
 pub mod tree;
 pub mod wire;
+mod wrl;
 
 pub use domain::{Platform, FEATURES, FEATURE_ERROR, FEATURE_RECONNECTION, FEATURE_WATCHDEPTH};
 pub use engine::{Config, ConnError, Engine};

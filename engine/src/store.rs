@@ -93,6 +93,8 @@ pub struct Store<'a> {
     pub force: bool,
     /// Collected changes, if watches are to fire.
     pub changes: Option<&'a mut Vec<Change>>,
+    /// Node records written or deleted so far (C xenstored's write-rate cost).
+    pub written: u32,
 }
 
 impl Store<'_> {
@@ -172,6 +174,7 @@ impl Store<'_> {
             mark_stale(domains, &mut n.perms, n.generation);
             n.generation = g;
             let perms = n.perms.clone();
+            self.written += 1;
             self.account(owner, 0, delta);
             self.note(Change {
                 path: String::from(path),
@@ -235,6 +238,7 @@ impl Store<'_> {
         }
         self.account(owner, n_new, new_bytes);
         self.account(anc_owner, 0, first.len() as i64 + 1);
+        self.written += missing.len() as u32 + 1;
         self.note(Change {
             path: String::from(path),
             perms,
@@ -247,9 +251,6 @@ impl Store<'_> {
 
     /// RM: removes `path` and its subtree. Removing a missing node whose parent exists is OK.
     pub fn rm(&mut self, caller: &Caller, path: &str) -> Result<(), Error> {
-        if path == "/" {
-            return Err(Error::Inval);
-        }
         let (node, found) = self.tree.deepest(path);
         if !found {
             let readable = self.force
@@ -263,6 +264,10 @@ impl Store<'_> {
         }
         if self.deny(caller, node, WRITE) {
             return Err(Error::Acces);
+        }
+        // As C: the write permission is checked first (XSA-353: a guest gets EACCES).
+        if path == "/" {
+            return Err(Error::Inval);
         }
         let parent_owner = self.tree.get(path::parent(path)).map_or(0, Node::owner);
         let g = self.bump();
@@ -286,6 +291,7 @@ impl Store<'_> {
                 });
             }
         });
+        self.written += removed.len() as u32 + 1;
         for (owner, bytes) in removed {
             self.account(owner, -1, -bytes);
         }
@@ -337,6 +343,7 @@ impl Store<'_> {
         let perms = n.perms.clone();
         self.account(owner, -1, -old_size);
         self.account(new_owner, 1, new_size);
+        self.written += 1;
         self.note(Change {
             path: String::from(path),
             perms,

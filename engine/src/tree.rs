@@ -114,6 +114,12 @@ impl Tree {
         }
     }
 
+    /// True if both trees share their root: neither changed since one was cloned from the
+    /// other.
+    pub fn same_root(&self, other: &Tree) -> bool {
+        Rc::ptr_eq(&self.root, &other.root)
+    }
+
     /// The root node.
     pub fn root(&self) -> &Node {
         &self.root

@@ -4,10 +4,9 @@
 //! [`GrantMap`] unmaps itself when dropped; [`GrantMap::unmap`] reports the result instead.
 
 use crate::gnttab::{check, GrantError, GrantRef};
-use crate::hypercall::{gntmap_flags, grant_table_op, GnttabMapGrantRef, GnttabUnmapGrantRef};
 use crate::mm::bitmap::{words_for, Bitmap};
-use crate::mm::paging::{gntmap_slot_va, gntmap_va_slot, layout};
-use crate::mm::SharedPage;
+use crate::mm::paging::{gntmap_slot_va, layout};
+use crate::mm::{map_grant, unmap_grant, SharedPage};
 use crate::sync::IrqMutex;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -60,24 +59,15 @@ pub fn map(domid: u16, gref: GrantRef, writable: bool) -> Result<GrantMap, Grant
         free_slot(slot);
         return Err(GrantError::Memory(e));
     }
-    let mut op = [GnttabMapGrantRef {
-        host_addr: va as u64,
-        flags: gntmap_flags::HOST_MAP | if writable { 0 } else { gntmap_flags::READONLY },
-        gref,
-        dom: domid,
-        ..Default::default()
-    }];
-    // SAFETY: `va` is a free slot of the reserved area (no Rust object lives there) and its
-    // L1 table exists.
-    let ret = unsafe { grant_table_op(&mut op) };
-    if let Err(e) = check("GNTTABOP_map_grant_ref", ret, op[0].status) {
+    let (ret, op) = map_grant(slot, domid, gref, writable);
+    if let Err(e) = check("GNTTABOP_map_grant_ref", ret, op.status) {
         free_slot(slot);
         return Err(e);
     }
     Ok(GrantMap {
         slot,
         va,
-        handle: op[0].handle,
+        handle: op.handle,
         domid,
         gref,
         unmapped: false,
@@ -97,19 +87,10 @@ impl GrantMap {
     }
 
     fn do_unmap(&mut self) -> Result<(), GrantError> {
-        let mut op = [GnttabUnmapGrantRef {
-            host_addr: self.va as u64,
-            handle: self.handle,
-            ..Default::default()
-        }];
-        // SAFETY: unmaps our own mapping of the slot; the `GrantMap` is being consumed, so
-        // nothing reaches the page through it afterwards.
-        let ret = unsafe { grant_table_op(&mut op) };
-        check("GNTTABOP_unmap_grant_ref", ret, op[0].status)?;
+        let (ret, status) = unmap_grant(self.slot, self.handle);
+        check("GNTTABOP_unmap_grant_ref", ret, status)?;
         self.unmapped = true;
-        if let Some(slot) = gntmap_va_slot(self.va) {
-            free_slot(slot);
-        }
+        free_slot(self.slot);
         Ok(())
     }
 

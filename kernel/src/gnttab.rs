@@ -92,9 +92,7 @@ pub use target::*;
 mod target {
     use super::WANTED_FRAMES;
     use super::{check, GrantError, GrantRef, ENTRIES_PER_FRAME, NR_RESERVED_ENTRIES};
-    use crate::hypercall::{
-        grant_table_op, gtf, GnttabQuerySize, GnttabSetupTable, GrantEntryV1, DOMID_SELF,
-    };
+    use crate::hypercall::{gnttab_query_size, gnttab_setup_table, gtf, GrantEntryV1, DOMID_SELF};
     use crate::mm::bitmap::{words_for, Bitmap};
     use crate::mm::paging::layout;
     use crate::mm::{map_grant_table_frame, SharedPage};
@@ -138,30 +136,18 @@ mod target {
     /// Sets up the grant table: `min(4, max)` frames from `setup_table`, mapped RW at
     /// `layout::GNTTAB_BASE`.
     pub fn init() -> Result<GnttabInfo, GrantError> {
-        let mut q = [GnttabQuerySize {
-            dom: DOMID_SELF,
-            ..Default::default()
-        }];
-        // SAFETY: query_size only writes the struct.
-        let ret = unsafe { grant_table_op(&mut q) };
-        check("GNTTABOP_query_size", ret, q[0].status)?;
-        let max_frames = q[0].max_nr_frames;
+        let (ret, q) = gnttab_query_size(DOMID_SELF);
+        check("GNTTABOP_query_size", ret, q.status)?;
+        let max_frames = q.max_nr_frames;
         let frames = WANTED_FRAMES
             .min(max_frames)
             .min(layout::GNTTAB_MAX_FRAMES as u32);
         let mut mfns = [0u64; layout::GNTTAB_MAX_FRAMES];
-        let mut setup = [GnttabSetupTable {
-            dom: DOMID_SELF,
-            nr_frames: frames,
-            status: 0,
-            frame_list: mfns.as_mut_ptr(),
-        }];
-        // SAFETY: Xen writes `frames` (≤ 32) MFNs into `mfns`.
-        let ret = unsafe { grant_table_op(&mut setup) };
-        check("GNTTABOP_setup_table", ret, setup[0].status)?;
+        let mfns = &mut mfns[..frames as usize];
+        let (ret, status) = gnttab_setup_table(DOMID_SELF, mfns);
+        check("GNTTABOP_setup_table", ret, status)?;
         let pages = mfns
             .iter()
-            .take(frames as usize)
             .enumerate()
             .map(|(i, &mfn)| map_grant_table_frame(i, mfn))
             .collect::<Result<Vec<_>, _>>()

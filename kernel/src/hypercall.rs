@@ -898,6 +898,32 @@ mod calls {
         .map(drop)
     }
 
+    /// `GNTTABOP_query_size` for `dom`: the call's own result and the filled struct.
+    pub fn gnttab_query_size(dom: u16) -> (Result<(), Errno>, GnttabQuerySize) {
+        let mut q = [GnttabQuerySize {
+            dom,
+            ..Default::default()
+        }];
+        // SAFETY: query_size only writes the struct, which is valid for the call.
+        let ret = unsafe { grant_table_op(&mut q) };
+        (ret, q[0])
+    }
+
+    /// `GNTTABOP_setup_table` for `dom` with `mfns.len()` frames: Xen fills `mfns` with the
+    /// table's machine frames. Returns the call's own result and the op's status.
+    pub fn gnttab_setup_table(dom: u16, mfns: &mut [u64]) -> (Result<(), Errno>, i16) {
+        let mut setup = [GnttabSetupTable {
+            dom,
+            nr_frames: mfns.len() as u32,
+            status: 0,
+            frame_list: mfns.as_mut_ptr(),
+        }];
+        // SAFETY: Xen writes at most `nr_frames` = `mfns.len()` MFNs into `mfns`, which is
+        // borrowed mutably for the call; setup_table does not change the address space.
+        let ret = unsafe { grant_table_op(&mut setup) };
+        (ret, setup[0].status)
+    }
+
     /// `grant_table_op(T::CMD, ops)`: the call's own result; each op also carries a status.
     ///
     /// # Safety

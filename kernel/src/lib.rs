@@ -5,9 +5,9 @@
 //! `events`, `cmdline`, `mm` (also shared pages and thread stacks), `time`, `gnttab`,
 //! `gntmap`, `sched`, then `boot` (the ordered bring-up), `demo`, `xenbus` (the kernel's own
 //! xenstore client) and `xenstored` (the stub-domain service). Pure logic is compiled and
-//! unit-tested on the host; everything touching Xen is `#[cfg(target_os = "none")]`. `unsafe`
-//! lives only in `arch`, `hypercall` and `mm` (and the grant-table hypercalls of `gnttab` and
-//! `gntmap`).
+//! unit-tested on the host; everything touching Xen is `#[cfg(target_os = "none")]`. Unsafe
+//! code lives only in `arch`, `hypercall` and `mm`; pages shared with Xen or other domains are
+//! reached through `mm::SharedPage`.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;

@@ -101,7 +101,7 @@ mod kernel {
     static INT3_COUNT: AtomicU64 = AtomicU64::new(0);
     static FAULT_DEPTH: AtomicU32 = AtomicU32::new(0);
 
-    fn gate(vector: u8, dpl: u8, handler: unsafe extern "C" fn()) -> TrapInfo {
+    fn gate(vector: u8, dpl: u8, handler: arch::EntryPoint) -> TrapInfo {
         TrapInfo {
             vector,
             flags: dpl | TI_MASK_EVENTS,

@@ -1,14 +1,16 @@
-# Stub domain: no lost wake-ups serving dom0. 2000 sequential dom0 requests in 100 batches
-# (one xenstore-write of 18 pairs or one xenstore-read of 18 keys: TRANSACTION_START, 18
-# requests, TRANSACTION_END = 20 requests per process). A batch's time bounds the time of
-# every request in it, so "no batch over 500 ms" means no single request took 500 ms; a
-# wake-up recovered only by the stub's 1 s tick would exceed it. A regression guard, not a
-# speed target (speed is scripts/bench-xen's job). Prints the measured max batch and total.
+# Stub domain: no lost wake-ups serving dom0. 2000 sequential dom0 requests in 400 processes
+# of 5 requests each (xenstore-write of 3 pairs or xenstore-read of 3 keys: TRANSACTION_START,
+# 3 requests, TRANSACTION_END), alternating. A process's wall time bounds the time of every
+# request in it, so "no process over 500 ms" means no single request took 500 ms; a request
+# whose notification was lost waits for the stub's 1 s tick (or, without it, forever). A
+# regression guard for lost wake-ups, not a speed target (that is scripts/bench-xen's job); a
+# host busy with other QEMU boots can slow everything down, so the bound is generous.
+# Prints the slowest process and the total.
 # xen-run: --xenstore stub --timeout 400
 . /ferrostore/tests/boot/lib.sh
 
-BATCHES=50
-PER=18
+PROCESSES=400
+PER=3
 BOUND_MS=500
 
 pairs=""
@@ -21,27 +23,30 @@ max=0
 maxwhat=none
 total=0
 slow=0
-for b in $(seq 1 $BATCHES); do
+failed=0
+for b in $(seq 1 $((PROCESSES / 2))); do
     for op in write read; do
         t0=$(uptime_ms)
-        # shellcheck disable=SC2086
         if [ $op = write ]; then
-            xenstore-write $pairs || echo "stub-latency: write batch $b failed"
+            # shellcheck disable=SC2086
+            xenstore-write $pairs || failed=$((failed + 1))
         else
-            xenstore-read $paths >/tmp/lat-read.out || echo "stub-latency: read batch $b failed"
+            # shellcheck disable=SC2086
+            xenstore-read $paths >/tmp/lat-read.out || failed=$((failed + 1))
         fi
         dt=$(($(uptime_ms) - t0))
         total=$((total + dt))
         [ "$dt" -gt "$BOUND_MS" ] && slow=$((slow + 1))
         if [ "$dt" -gt "$max" ]; then
             max=$dt
-            maxwhat="$op batch $b"
+            maxwhat="$op $b"
         fi
     done
 done
-requests=$((BATCHES * 2 * (PER + 2)))
-echo "stub-latency: $requests requests in $total ms; slowest batch of $((PER + 2)): $max ms ($maxwhat); batches over $BOUND_MS ms: $slow"
+requests=$((PROCESSES * (PER + 2)))
+echo "stub-latency: $requests requests in $PROCESSES processes: total $total ms, slowest process $max ms ($maxwhat), over $BOUND_MS ms: $slow"
+expect_eq "every xenstore-write/xenstore-read succeeded" 0 "$failed"
 expect_eq "the last read returned what was written" "$(seq 1 $PER | sed 's/^/v/')" "$(cat /tmp/lat-read.out)"
-expect_range "slowest batch of $((PER + 2)) requests in ms (bound $BOUND_MS)" 0 $BOUND_MS "$max"
-expect_eq "batches over $BOUND_MS ms" 0 "$slow"
+expect_range "slowest process of $((PER + 2)) requests, ms" 0 $BOUND_MS "$max"
+check "xenstore-rm /lat" xenstore-rm /lat
 finish

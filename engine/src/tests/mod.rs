@@ -5,6 +5,7 @@ mod protocol;
 mod random;
 mod ring;
 mod security;
+mod transactions;
 mod xsa;
 
 use crate::wire::{ty, Header, HEADER_LEN};
@@ -21,6 +22,8 @@ pub struct TestPlatform {
     pub introduced: Rc<RefCell<Vec<(ConnId, u32)>>>,
     pub released: Rc<RefCell<Vec<(ConnId, u32)>>>,
     pub log: Rc<RefCell<Vec<String>>>,
+    /// Appended to CONTROL `memreport`.
+    pub mem: Rc<RefCell<String>>,
 }
 
 impl Platform for TestPlatform {
@@ -42,6 +45,9 @@ impl Platform for TestPlatform {
     }
     fn log(&mut self, line: &str) {
         self.log.borrow_mut().push(String::from(line));
+    }
+    fn memreport(&mut self, report: &mut String) {
+        report.push_str(&self.mem.borrow());
     }
 }
 

@@ -523,6 +523,20 @@ quota-soft\t[set <name> <val>]\nhelp\t\n\0"
         h.one(c, ty::CONTROL, "memreport"),
         Ok(b"domain 0: 3 nodes, 111 bytes\nconnections: 1\n\0".to_vec())
     );
+    // The host appends its own figures.
+    h.p.mem
+        .borrow_mut()
+        .push_str("heap: 4096 bytes used of 65536\n");
+    assert_eq!(
+        h.one(c, ty::CONTROL, "memreport"),
+        Ok(
+            b"domain 0: 3 nodes, 111 bytes\nconnections: 1\nheap: 4096 bytes used of 65536\n\0"
+                .to_vec()
+        )
+    );
+    // A reply that would exceed 4096 bytes is E2BIG (C xenstored's send_reply).
+    h.p.mem.borrow_mut().push_str(&"x".repeat(4096));
+    assert_eq!(h.one(c, ty::CONTROL, "memreport"), err("E2BIG"));
 }
 
 #[test]

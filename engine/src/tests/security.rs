@@ -26,9 +26,12 @@ fn guest_permissions() {
     assert_eq!(h.read(g, "/nope"), err("EACCES"));
     assert_eq!(h.write(g, "/x", b""), err("EACCES"));
     assert_eq!(h.one(g, ty::RM, "/tool"), err("EACCES"));
-    assert_eq!(h.one(g, ty::RM, "/"), err("EINVAL"));
+    assert_eq!(h.one(g, ty::RM, "/"), err("EACCES"));
+    assert_eq!(h.one(c, ty::RM, "/"), err("EINVAL"));
     assert_eq!(h.one(g, ty::DIRECTORY, "/"), err("EACCES"));
     assert_eq!(h.args(g, ty::SET_PERMS, &["/", "b5"]), err("EACCES"));
+    // A missing owner is ENOENT before the path is validated (as C).
+    assert_eq!(h.args(c, ty::SET_PERMS, &["/bad/", "w2000"]), err("ENOENT"));
     assert_eq!(h.read(g, "nope"), err("ENOENT"));
     assert_eq!(h.write(g, "a/b", b"1"), ok());
     assert_eq!(

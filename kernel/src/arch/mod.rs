@@ -94,6 +94,10 @@ pub fn mfn_to_virt(mfn: u64) -> usize {
     mfn_to_pfn(mfn) as usize * PAGE_SIZE
 }
 
+/// An entry stub of boot/entry.S (a trap gate or a callback; Xen jumps there, Rust never
+/// calls it).
+pub type EntryPoint = unsafe extern "C" fn();
+
 extern "C" {
     fn hypervisor_callback();
     fn failsafe_callback();
@@ -102,7 +106,7 @@ extern "C" {
 /// Registers the event-upcall and failsafe entry points of boot/entry.S with Xen; on failure
 /// returns the callback type and Xen's error.
 pub fn register_callbacks() -> Result<(), (u16, Errno)> {
-    let entries: [(u16, unsafe extern "C" fn()); 2] = [
+    let entries: [(u16, EntryPoint); 2] = [
         (CALLBACKTYPE_EVENT, hypervisor_callback),
         (CALLBACKTYPE_FAILSAFE, failsafe_callback),
     ];

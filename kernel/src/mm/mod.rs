@@ -13,6 +13,8 @@ pub mod frames;
 pub mod paging;
 
 #[cfg(target_os = "none")]
+mod grant;
+#[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
 mod pagetable;
@@ -22,11 +24,13 @@ mod shared_page;
 mod stack;
 
 #[cfg(target_os = "none")]
+pub use grant::{map_grant, map_grant_table_frame, unmap_grant};
+#[cfg(target_os = "none")]
 pub use heap::{stats as heap_stats, HeapStats};
 #[cfg(target_os = "none")]
 pub use pagetable::{ensure_l1, lookup, map_frame, unmap_frame};
 #[cfg(target_os = "none")]
-pub use shared_page::{alias_pool_frame, map_grant_table_frame, unalias, SharedPage};
+pub use shared_page::{alias_pool_frame, unalias, SharedPage};
 #[cfg(target_os = "none")]
 pub use stack::Stack;
 #[cfg(target_os = "none")]

@@ -38,6 +38,17 @@ impl SharedPage {
         })
     }
 
+    /// Page `i` of the grant-table area; panics on a page outside the area.
+    pub(super) fn grant_table_frame(i: usize) -> SharedPage {
+        assert!(
+            i < layout::GNTTAB_MAX_FRAMES,
+            "grant-table frame {i} out of range"
+        );
+        SharedPage {
+            va: layout::GNTTAB_BASE + i * PAGE_SIZE,
+        }
+    }
+
     /// Slot `slot` of the grant-map area (see `gntmap`); panics on a slot outside the area
     /// (slots come from the kernel's own allocator, never from guest data).
     pub fn grant_slot(slot: usize) -> SharedPage {
@@ -219,19 +230,6 @@ impl RingPage for SharedPage {
     fn barrier(&self) {
         SharedPage::fence()
     }
-}
-
-/// Maps frame `i` of this domain's grant table (machine frame `mfn`, from
-/// `GNTTABOP_setup_table`) at its page of the grant-table area.
-pub fn map_grant_table_frame(i: usize, mfn: u64) -> Result<SharedPage, MmError> {
-    let va = layout::GNTTAB_BASE + i * PAGE_SIZE;
-    if i >= layout::GNTTAB_MAX_FRAMES {
-        return Err(MmError::BadVa(va));
-    }
-    // SAFETY: the grant-table area holds no Rust object (only views made here point into
-    // it), and Xen refuses a frame this domain may not map.
-    unsafe { map_frame(va, mfn, true) }?;
-    Ok(SharedPage { va })
 }
 
 /// Maps pool frame `pfn` a second time, at the first page of the `map_frame` area (one alias

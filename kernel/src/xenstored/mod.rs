@@ -5,8 +5,12 @@
 //! kept because dom0 may already have written requests), then loop forever in one
 //! dispatcher: event handlers only mark their port and wake it; each pass services every
 //! ring with work once, with a request budget per ring ([`budget`]), so no ring starves
-//! another; rings with budget-limited input go to the back of the queue. A timer tick runs
-//! `Engine::tick` (watch-event expiry) and re-polls rings held back by the write-rate limit.
+//! another; rings with budget-limited input go to the back of the queue. After servicing a
+//! ring it fences and looks once more (a guest skips its notification while it sees us busy),
+//! so a ring is only left idle when it has nothing to do. A timer tick runs `Engine::tick`
+//! (watch-event expiry) and looks at every quiet ring for work no event announced (counted
+//! and logged at debug level: a lost wake-up costs at most one tick); rings held back by the
+//! outstanding-request quota or the write-rate limit are re-polled sooner.
 //! A ring whose indices or header are bad gets the `error` field set and is ignored until
 //! the guest asks to reconnect. VIRQ_DOM_EXC triggers a getdomaininfo scan ([`domstate`]).
 
@@ -55,7 +59,8 @@ mod service {
     static PENDING: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
     static WAKE: WaitQueue = WaitQueue::new();
 
-    /// Dispatcher wake-ups, and rings found with work that no event announced (PROBE).
+    /// Debug counters: dispatcher wake-ups, rings found with work that no event announced
+    /// (lost wake-ups, see `poll_quiet_rings`), and the slowest single ring service.
     static WAKEUPS: AtomicU64 = AtomicU64::new(0);
     static UNANNOUNCED: AtomicU64 = AtomicU64::new(0);
     static SLOWEST_NS: AtomicU64 = AtomicU64::new(0);
@@ -200,24 +205,7 @@ mod service {
                 if now >= next_tick {
                     self.engine.tick();
                     next_tick = now + TICK_NS;
-                    let quiet: Vec<ConnId> = self
-                        .rings
-                        .borrow()
-                        .by_conn
-                        .keys()
-                        .copied()
-                        .filter(|c| !self.queued.contains(c))
-                        .collect();
-                    for c in quiet {
-                        if self.has_work(c) {
-                            let n = UNANNOUNCED.fetch_add(1, Ordering::Relaxed) + 1;
-                            crate::log_info!(
-                                "xenstored: PROBE conn {c}: work without an event ({n} so far, {} wake-ups)",
-                                WAKEUPS.load(Ordering::Relaxed)
-                            );
-                            self.activate(c);
-                        }
-                    }
+                    self.poll_quiet_rings();
                 }
                 if poll_at.is_some_and(|p| now >= p) {
                     poll_at = None;
@@ -244,11 +232,11 @@ mod service {
                 let t0 = time::now_ns();
                 let after = self.service(c);
                 let dt = time::now_ns().saturating_sub(t0);
-                if dt > SLOWEST_NS.load(Ordering::Relaxed) {
-                    SLOWEST_NS.store(dt, Ordering::Relaxed);
-                    if dt > 20_000_000 {
-                        crate::log_info!("xenstored: PROBE conn {c}: one service took {} ms", dt / 1_000_000);
-                    }
+                if dt > SLOWEST_NS.fetch_max(dt, Ordering::Relaxed) {
+                    crate::log_debug!(
+                        "xenstored: conn {c}: slowest ring service so far: {} us",
+                        dt / 1000
+                    );
                 }
                 match after {
                     After::Idle => {}
@@ -296,18 +284,49 @@ mod service {
             if out.error.is_some() {
                 return After::Idle;
             }
-            let unread = page.load_u32(REQ_PROD) != page.load_u32(REQ_CONS);
-            match (unread, self.engine.wants_input(conn)) {
-                (false, _) => After::Idle,
-                (true, true) => After::More,
+            // One more look, after a full fence: the guest may have produced requests or
+            // consumed replies after ring::service last looked and skipped its notification
+            // because it saw us still busy (Linux notifies only when it finds `req_cons` at
+            // its old `req_prod`, or finds the response ring full). Without this look such a
+            // ring would wait for an event that never comes.
+            if self.has_work(conn) {
+                return After::More;
+            }
+            if page.load_u32(REQ_PROD) != page.load_u32(REQ_CONS) {
                 // Held back by the outstanding-request quota (the guest's next read of a
                 // reply notifies us) or by the write-rate limit (the next poll).
-                (true, false) => After::Throttled,
+                After::Throttled
+            } else {
+                After::Idle
             }
         }
 
-        /// True when `conn`'s ring has unread requests the engine would take, or queued output
-        /// and room in the response ring.
+        /// Tick: looks at every ring that is not queued and services those with work that no
+        /// event announced (a lost wake-up then costs at most one tick); counts them.
+        fn poll_quiet_rings(&mut self) {
+            let quiet: Vec<ConnId> = self
+                .rings
+                .borrow()
+                .by_conn
+                .keys()
+                .copied()
+                .filter(|c| !self.queued.contains(c))
+                .collect();
+            for c in quiet {
+                if self.has_work(c) {
+                    let n = UNANNOUNCED.fetch_add(1, Ordering::Relaxed) + 1;
+                    crate::log_debug!(
+                        "xenstored: conn {c}: work found without an event ({n} so far, {} wake-ups)",
+                        WAKEUPS.load(Ordering::Relaxed)
+                    );
+                    self.activate(c);
+                }
+            }
+        }
+
+        /// True when `conn`'s ring has unread requests the engine would take, queued output
+        /// and room in the response ring, or (closed ring) a reconnection request. Fences
+        /// first, so that our own index stores are visible before the guest's are read.
         fn has_work(&mut self, conn: ConnId) -> bool {
             let (page, failed) = match self.rings.borrow().by_conn.get(&conn) {
                 Some(r) => (r.page(), r.failed),
@@ -318,7 +337,9 @@ mod service {
                 return page.load_u32(CONNECTION) == RECONNECT;
             }
             let unread = page.load_u32(REQ_PROD) != page.load_u32(REQ_CONS);
-            let used = page.load_u32(RSP_PROD).wrapping_sub(page.load_u32(RSP_CONS));
+            let used = page
+                .load_u32(RSP_PROD)
+                .wrapping_sub(page.load_u32(RSP_CONS));
             (unread && self.engine.wants_input(conn))
                 || (self.engine.has_output(conn) && used < RING_SIZE)
         }

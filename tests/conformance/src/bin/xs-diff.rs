@@ -15,13 +15,14 @@
 //! * watch events: compared per connection as sorted sets after a sync round trip (identical
 //!   pending events may be coalesced, events of other connections arrive asynchronously, and
 //!   item 15 orders RM events differently);
-//! * transaction isolation (item 14): C xenstored 4.17 reads the live store inside a
-//!   transaction and also conflicts on a parent whose child list changed; ferrostored reads a
-//!   snapshot taken at TRANSACTION_START and conflicts only on nodes the transaction accessed.
-//!   The two agree until a transaction uses a path whose parent, or nearest existing
-//!   ancestor, is related to (equal to, above or below) a path changed by someone else after
-//!   it started. From then on that transaction is "diverged": its replies are not compared and
-//!   its commit is sent as an abort to both servers, so both stores stay identical.
+//! * transaction isolation (item 14): both servers show a node as it is when the
+//!   transaction first accesses it and fail the commit if an accessed node changed since, but
+//!   C also conflicts on a parent whose child list changed, and once an accessed node has
+//!   changed C still shows newer outside changes where ferrostored keeps its view. The two
+//!   agree until a transaction uses a path whose parent, or nearest existing ancestor, is
+//!   related to (equal to, above or below) a path changed by someone else after it started.
+//!   From then on that transaction is "diverged": its replies are not compared and its
+//!   commit is sent as an abort to both servers, so both stores stay identical.
 //!   `xs-conform differences` asserts ferrostored's own transaction behaviour.
 //!
 //! Never generated: inputs that make C xenstored 4.17 abort (empty or unterminated

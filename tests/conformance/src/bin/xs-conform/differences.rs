@@ -186,20 +186,32 @@ pub fn run(ctx: &Ctx, r: &mut Runner) {
         )?;
         reply("release", c.call(MsgType::Release, 0, b"172\0"), ok())
     });
-    r.run("item14-transaction-snapshot", || {
+    r.run("item14-transactions", || {
         let mut c = ctx.fresh(&p("tx"))?;
         let mut o = ctx.conn()?;
         reply("init", c.write(0, &p("tx/v"), b"old"), ok())?;
         let t = c.tx_start()?;
         reply(
-            "outside write after start",
+            "outside write before first access",
             o.write(0, &p("tx/v"), b"new"),
             ok(),
         )?;
         reply(
-            "transaction reads its snapshot",
+            "first access sees the store",
             c.read(t, &p("tx/v")),
-            val(b"old"),
+            val(b"new"),
+        )?;
+        reply(
+            "commit: unchanged since first access",
+            c.tx_end(t, true),
+            ok(),
+        )?;
+        let t = c.tx_start()?;
+        reply("read", c.read(t, &p("tx/v")), val(b"new"))?;
+        reply(
+            "outside write after first access",
+            o.write(0, &p("tx/v"), b"newer"),
+            ok(),
         )?;
         reply(
             "commit: accessed node changed",
@@ -215,7 +227,7 @@ pub fn run(ctx: &Ctx, r: &mut Runner) {
             ok(),
         )?;
         reply(
-            "commit: sibling creation is no conflict",
+            "commit: sibling creation is no conflict (C: EAGAIN)",
             c.tx_end(t, true),
             ok(),
         )?;

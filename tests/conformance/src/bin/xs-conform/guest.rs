@@ -693,7 +693,7 @@ pub fn run(ctx: &Ctx, r: &mut Runner) {
                 reply("write", d0.write(tx, &n, &v), ok())?;
                 match d0.tx_end(tx, true) {
                     Ok(_) => break,
-                    Err(e) if e == "EAGAIN" && attempts < 10 => continue,
+                    Err(e) if e == "EAGAIN" && attempts < 10_000 => continue,
                     Err(e) => return Err(format!("round {round}: attempt {attempts}: {e}")),
                 }
             }
@@ -705,11 +705,12 @@ pub fn run(ctx: &Ctx, r: &mut Runner) {
         if writes == 0 {
             return Err("the guest could not write at all".into());
         }
-        eq(
-            "worst commit latency under 500 ms",
-            worst.1 < Duration::from_millis(500),
-            true,
-        )?;
+        if worst.1 > Duration::from_secs(1) {
+            return Err(format!(
+                "a dom0 transaction needed {} attempts and {:?}",
+                worst.0, worst.1
+            ));
+        }
         teardown(&mut d0, 125)
     });
     r.run(
@@ -846,27 +847,46 @@ pub fn run(ctx: &Ctx, r: &mut Runner) {
         teardown(&mut d0, 130)
     });
     r.run("write-rate-limit", || {
-        // DIFFERENCES.md item 16: 200 writes/s per domain after a burst of 50 for a new
-        // domain, so 150 writes cannot finish in under 0.4 s; reads are not limited.
+        // DIFFERENCES.md item 16, like C's WRL: guest writes are charged only while some
+        // transaction is open, then limited to 200/s once the domain's burst (10) and what it
+        // can borrow from the global reserve (at most 1000, plus 50 for a new domain) are
+        // spent: 1300 writes need at least (1300 - 1060) / 200 s = 1.2 s.
         let mut d0 = ctx.conn()?;
         let mut g = setup(ctx, &mut d0, 131)?;
         let t = Instant::now();
-        for i in 0..150 {
+        for i in 0..100 {
             reply("write", g.write(0, "r", i.to_string().as_bytes()), ok())?;
         }
         let took = t.elapsed();
-        if took < Duration::from_millis(400) {
-            return Err(format!("150 guest writes took {took:?}: not rate-limited"));
+        if took > Duration::from_millis(200) {
+            return Err(format!("100 writes with no transaction open took {took:?}"));
+        }
+        let tx = d0.tx_start()?;
+        let t = Instant::now();
+        for i in 0..1300 {
+            reply(
+                "write",
+                g.write(0, "r", (i % 100).to_string().as_bytes()),
+                ok(),
+            )?;
+        }
+        let took = t.elapsed();
+        if took < Duration::from_millis(1000) {
+            return Err(format!(
+                "1300 guest writes while a transaction is open took {took:?}: not rate-limited"
+            ));
         }
         let t = Instant::now();
-        for _ in 0..150 {
-            reply("read", g.read(0, "r"), val(b"149"))?;
+        for _ in 0..100 {
+            reply("read", g.read(0, "r"), val(b"99"))?;
         }
-        eq(
-            "150 reads under 0.4 s",
-            t.elapsed() < Duration::from_millis(400),
-            true,
-        )?;
+        let took = t.elapsed();
+        if took > Duration::from_millis(200) {
+            return Err(format!(
+                "100 reads took {took:?}: reads must not be limited"
+            ));
+        }
+        reply("end", d0.tx_end(tx, false), ok())?;
         teardown(&mut d0, 131)
     });
     r.run("xsa425-release-busy-connection", || {
