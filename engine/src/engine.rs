@@ -107,6 +107,24 @@ impl Tx {
                 .all(|(p, perms)| main.get(p).is_some_and(|n| n.perms == *perms))
     }
 
+    /// Records an applied operation. A WRITE or MKDIR right after a WRITE of the same node
+    /// replaces it or is dropped (same result when replayed), so a transaction rewriting
+    /// one node does not grow its log, nor the cost of rebuilding its view.
+    fn push_op(&mut self, op: TxOp) {
+        let op = match (self.ops.last_mut(), op) {
+            (Some(TxOp::Write(last, last_value @ Some(_))), TxOp::Write(p, value))
+                if *last == p =>
+            {
+                if value.is_some() {
+                    *last_value = value;
+                }
+                return;
+            }
+            (_, op) => op,
+        };
+        self.ops.push(op);
+    }
+
     fn touch(&mut self, path: &str) {
         if !self.touched.contains_key(path) {
             let n = self.touched.len();
@@ -1049,7 +1067,7 @@ impl<P: Platform> Engine<P> {
                     tx.touched.retain(|_, i| *i < mark);
                     return Err(e);
                 }
-                tx.ops.push(op);
+                tx.push_op(op);
                 Ok(())
             }
         }

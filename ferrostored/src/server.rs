@@ -66,6 +66,9 @@ struct Client {
     out_pos: usize,
     /// Input left unread because the engine applied back-pressure.
     paused: bool,
+    /// Registered for writability: output is waiting for the client to make room. (Only
+    /// then: a peer reading its replies would otherwise wake the loop for every reply.)
+    want_write: bool,
 }
 
 enum Slot {
@@ -206,10 +209,10 @@ impl Server {
 
     fn add_client(&mut self, mut stream: UnixStream, conn: ConnId) -> Option<Token> {
         let t = self.token();
-        if let Err(e) =
-            self.poll
-                .registry()
-                .register(&mut stream, t, Interest::READABLE | Interest::WRITABLE)
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, t, Interest::READABLE)
         {
             eprintln!("ferrostored: cannot watch a client: {e}");
             return None;
@@ -222,6 +225,7 @@ impl Server {
                 out: Vec::new(),
                 out_pos: 0,
                 paused: false,
+                want_write: false,
             }),
         );
         Some(t)
@@ -332,20 +336,36 @@ impl Server {
         let Some(Slot::Client(c)) = self.slots.get_mut(&t) else {
             return;
         };
-        loop {
+        let blocked = loop {
             if c.out_pos >= c.out.len() {
                 c.out.clear();
                 c.out_pos = 0;
                 self.engine.output_all(c.conn, &mut c.out);
                 if c.out.is_empty() {
-                    return;
+                    break false;
                 }
             }
             match c.stream.write(&c.out[c.out_pos..]) {
-                Ok(0) => return,
+                Ok(0) => break true,
                 Ok(n) => c.out_pos += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break true,
+                Err(_) => break false,
+            }
+        };
+        if blocked != c.want_write {
+            let interest = if blocked {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if self
+                .poll
+                .registry()
+                .reregister(&mut c.stream, t, interest)
+                .is_ok()
+            {
+                c.want_write = blocked;
             }
         }
     }

@@ -96,3 +96,26 @@ fn creating_nodes_conflicts_on_missing_parents_and_changed_permissions() {
     assert_eq!(h.read(c, "/d/a/b"), err("ENOENT"));
     assert_eq!(h.e.check(), Ok(()));
 }
+
+#[test]
+fn rewriting_one_node_in_a_transaction_commits_the_last_value() {
+    let mut h = H::new();
+    let c = h.dom0();
+    let w = h.dom0();
+    assert_eq!(h.write(c, "/r", b""), ok());
+    assert_eq!(h.args(w, ty::WATCH, &["/r", "w"]), ok());
+    assert_eq!(h.events(w), ["/r|w|"]);
+    let t = start(&mut h, c);
+    for i in 0..1000 {
+        let pl = alloc::format!("/r/n\0{i}");
+        assert_eq!(h.call(c, ty::WRITE, t, pl.as_bytes()), ok());
+    }
+    assert_eq!(h.call(c, ty::MKDIR, t, b"/r/n\0"), ok());
+    // The view is rebuilt after an outside change: still the last value.
+    assert_eq!(h.write(c, "/other", b""), ok());
+    assert_eq!(h.call(c, ty::READ, t, b"/r/n\0"), Ok(b"999".to_vec()));
+    assert_eq!(h.call(c, ty::TRANSACTION_END, t, b"T\0"), ok());
+    assert_eq!(h.read(c, "/r/n"), Ok(b"999".to_vec()));
+    assert_eq!(h.events(w), ["/r/n|w|"]);
+    assert_eq!(h.e.check(), Ok(()));
+}

@@ -302,7 +302,8 @@ mod service {
         }
 
         /// Tick: looks at every ring that is not queued and services those with work that no
-        /// event announced (a lost wake-up then costs at most one tick); counts them.
+        /// event announced (a lost wake-up then costs at most one tick); counts them, logs the
+        /// first at info level (tests/boot/stub-latency.sh looks for it) and all at debug.
         fn poll_quiet_rings(&mut self) {
             let quiet: Vec<ConnId> = self
                 .rings
@@ -314,10 +315,16 @@ mod service {
                 .collect();
             for c in quiet {
                 if self.has_work(c) {
+                    let domid = self.rings.borrow().by_conn.get(&c).map_or(0, |r| r.domid);
                     let n = UNANNOUNCED.fetch_add(1, Ordering::Relaxed) + 1;
+                    let wakeups = WAKEUPS.load(Ordering::Relaxed);
+                    if n == 1 {
+                        crate::log_info!(
+                            "xenstored: dom{domid}: ring had work that no event announced (lost wake-up; more at debug level)"
+                        );
+                    }
                     crate::log_debug!(
-                        "xenstored: conn {c}: work found without an event ({n} so far, {} wake-ups)",
-                        WAKEUPS.load(Ordering::Relaxed)
+                        "xenstored: dom{domid}: lost wake-up {n} (after {wakeups} wake-ups)"
                     );
                     self.activate(c);
                 }
