@@ -1,10 +1,11 @@
 # Stub domain: no lost wake-ups serving dom0. 2000 sequential dom0 requests in 400 processes
 # of 5 requests each (xenstore-write of 3 pairs or xenstore-read of 3 keys: TRANSACTION_START,
 # 3 requests, TRANSACTION_END), alternating. A process's wall time bounds the time of every
-# request in it, so "no process over 500 ms" means no single request took 500 ms; a request
-# whose notification was lost waits for the stub's 1 s tick (or, without it, forever). A
-# regression guard for lost wake-ups, not a speed target (that is scripts/bench-xen's job); a
-# host busy with other QEMU boots slows every request down, so the bound is generous.
+# request in it, so "no process over the bound" means no single request took that long; a
+# request whose notification was lost waits for the stub's 1 s tick (or, without it, forever).
+# A regression guard for lost wake-ups, not a speed target (that is scripts/bench-xen's job).
+# The bound is 500 ms, or 5 x the median process time when the host is so busy (other QEMU
+# boots on shared cores) that the median process alone takes over 100 ms.
 # Independent of timing: the stub's tick looks at every quiet ring and logs
 # "ring had work that no event announced" the first time it finds one; that line must not
 # appear. Prints the slowest process and the total.
@@ -13,7 +14,7 @@
 
 PROCESSES=400
 PER=3
-BOUND_MS=500
+MIN_BOUND_MS=500
 
 pairs=""
 paths=""
@@ -24,8 +25,8 @@ done
 max=0
 maxwhat=none
 total=0
-slow=0
 failed=0
+rm -f /tmp/lat-times
 for b in $(seq 1 $((PROCESSES / 2))); do
     for op in write read; do
         t0=$(uptime_ms)
@@ -38,7 +39,7 @@ for b in $(seq 1 $((PROCESSES / 2))); do
         fi
         dt=$(($(uptime_ms) - t0))
         total=$((total + dt))
-        [ "$dt" -gt "$BOUND_MS" ] && slow=$((slow + 1))
+        echo "$dt" >>/tmp/lat-times
         if [ "$dt" -gt "$max" ]; then
             max=$dt
             maxwhat="$op $b"
@@ -46,7 +47,11 @@ for b in $(seq 1 $((PROCESSES / 2))); do
     done
 done
 requests=$((PROCESSES * (PER + 2)))
-echo "stub-latency: $requests requests in $PROCESSES processes: total $total ms, slowest process $max ms ($maxwhat), over $BOUND_MS ms: $slow"
+median=$(sort -n /tmp/lat-times | sed -n "$((PROCESSES / 2))p")
+BOUND_MS=$((median * 5))
+[ "$BOUND_MS" -lt $MIN_BOUND_MS ] && BOUND_MS=$MIN_BOUND_MS
+slow=$(awk -v b="$BOUND_MS" '$1 > b { n++ } END { print n + 0 }' /tmp/lat-times)
+echo "stub-latency: $requests requests in $PROCESSES processes: total $total ms, median process $median ms, slowest $max ms ($maxwhat), bound $BOUND_MS ms, over it: $slow"
 expect_eq "every xenstore-write/xenstore-read succeeded" 0 "$failed"
 expect_eq "the last read returned what was written" "$(seq 1 $PER | sed 's/^/v/')" "$(cat /tmp/lat-read.out)"
 expect_range "slowest process of $((PER + 2)) requests, ms" 0 $BOUND_MS "$max"

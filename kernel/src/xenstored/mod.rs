@@ -8,17 +8,15 @@
 //! another; rings with budget-limited input go to the back of the queue. After servicing a
 //! ring it fences and looks once more (a guest skips its notification while it sees us busy),
 //! so a ring is only left idle when it has nothing to do. A timer tick runs `Engine::tick`
-//! (watch-event expiry) and looks at every quiet ring for work no event announced (counted
-//! and logged at debug level: a lost wake-up costs at most one tick); rings held back by the
-//! outstanding-request quota or the write-rate limit are re-polled sooner.
+//! (watch-event expiry) and looks at every quiet ring for work no event announced (a lost
+//! wake-up: counted, the first logged at info level, and it costs at most one tick); rings
+//! held back by the outstanding-request quota or the write-rate limit are re-polled sooner.
 //! A ring whose indices or header are bad gets the `error` field set and is ignored until
 //! the guest asks to reconnect. VIRQ_DOM_EXC triggers a getdomaininfo scan ([`domstate`]).
 
 pub mod budget;
 pub mod domstate;
 
-#[cfg(target_os = "none")]
-pub(crate) mod page;
 #[cfg(target_os = "none")]
 mod platform;
 #[cfg(target_os = "none")]

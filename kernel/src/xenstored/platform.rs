@@ -3,10 +3,10 @@
 //! channel bound to the port it named. [`Rings`] holds them, shared between the platform
 //! (which the engine owns) and the service loop.
 
-use super::page::MappedPage;
 use crate::events::{self, Port};
 use crate::gntmap::{self, GrantMap};
 use crate::hypercall::{self, dominf, Errno};
+use crate::mm::SharedPage;
 use crate::time;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::rc::Rc;
@@ -32,10 +32,10 @@ pub struct Ring {
 
 impl Ring {
     /// A view of the ring page; valid while this ring is in [`Rings`] or its retired list.
-    pub fn page(&self) -> MappedPage {
-        // SAFETY: `map` keeps the page mapped until the ring is dropped, which the service
-        // loop does only between passes (`Rings::retired`), when no view is left.
-        unsafe { MappedPage::new(self.map.va()) }
+    pub fn page(&self) -> SharedPage {
+        // `map` keeps the page mapped until the ring is dropped, which the service loop does
+        // only between passes (`Rings::retired`), when no view is left.
+        self.map.page()
     }
 }
 
