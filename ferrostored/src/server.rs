@@ -1,5 +1,6 @@
 //! The single-threaded event loop: the main socket (dom0 clients), simulated-guest sockets,
-//! and signals, all on one mio poll.
+//! and signals, all on one mio poll (edge-triggered, with adaptive busy-polling before it
+//! sleeps). Each client's replies are written as soon as its input is processed.
 
 use crate::args::Options;
 use mio::net::{UnixListener, UnixStream};
@@ -64,7 +65,8 @@ struct Client {
     conn: ConnId,
     out: Vec<u8>,
     out_pos: usize,
-    /// Input left unread because the engine applied back-pressure.
+    /// Input left unread because the engine applied back-pressure (the token is then in
+    /// `Server::paused`).
     paused: bool,
     /// Registered for writability: output is waiting for the client to make room. (Only
     /// then: a peer reading its replies would otherwise wake the loop for every reply.)
@@ -80,6 +82,10 @@ struct Server {
     poll: Poll,
     engine: Engine<Host>,
     slots: HashMap<Token, Slot>,
+    /// The client token of each engine connection (by `ConnId`), to flush ready ones.
+    tokens: Vec<Option<Token>>,
+    /// Clients whose input is paused by back-pressure (retried every loop iteration).
+    paused: Vec<Token>,
     /// Simulated guest: domid → (listener token, client token).
     domains: HashMap<u32, (Token, Option<Token>)>,
     next_token: usize,
@@ -131,6 +137,8 @@ pub fn run(opts: &Options) -> Result<(), String> {
         poll,
         engine: Engine::new(host, opts.config.clone()),
         slots: HashMap::new(),
+        tokens: Vec::new(),
+        paused: Vec::new(),
         domains: HashMap::new(),
         next_token: FIRST_DYNAMIC,
         domain_dir: opts.domain_dir.clone(),
@@ -138,22 +146,14 @@ pub fn run(opts: &Options) -> Result<(), String> {
     };
     let mut events = Events::with_capacity(256);
     let mut last_tick = Instant::now();
+    let mut spin = Spin::default();
     loop {
-        let any_paused = srv
-            .slots
-            .values()
-            .any(|s| matches!(s, Slot::Client(c) if c.paused));
-        let timeout = if any_paused {
-            Duration::from_millis(20)
-        } else {
+        let timeout = if srv.paused.is_empty() {
             Duration::from_secs(1)
+        } else {
+            Duration::from_millis(20)
         };
-        if let Err(e) = srv.poll.poll(&mut events, Some(timeout)) {
-            if e.kind() == ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(format!("poll: {e}"));
-        }
+        spin.wait(&mut srv.poll, &mut events, timeout)?;
         for ev in events.iter() {
             match ev.token() {
                 SIGNALS => {
@@ -162,24 +162,88 @@ pub fn run(opts: &Options) -> Result<(), String> {
                     return Ok(());
                 }
                 LISTENER => srv.accept_main(&listener),
-                t => srv.on_event(t, ev.is_readable(), ev.is_writable()),
+                t => srv.on_event(
+                    t,
+                    ev.is_readable(),
+                    ev.is_writable(),
+                    ev.is_read_closed() || ev.is_error(),
+                ),
             }
         }
-        if any_paused {
-            let paused: Vec<Token> = srv
-                .slots
-                .iter()
-                .filter_map(|(t, s)| matches!(s, Slot::Client(c) if c.paused).then_some(*t))
-                .collect();
-            for t in paused {
-                srv.read_client(t);
+        if !srv.paused.is_empty() {
+            for t in std::mem::take(&mut srv.paused) {
+                if let Some(Slot::Client(c)) = srv.slots.get_mut(&t) {
+                    c.paused = false;
+                }
+                srv.read_client(t, true);
             }
+            srv.after_work();
         }
         if last_tick.elapsed() >= Duration::from_secs(1) {
             srv.engine.tick();
             last_tick = Instant::now();
         }
-        srv.after_work();
+    }
+}
+
+/// Longest busy-poll before sleeping in epoll_wait. When other processes compete for the
+/// CPU, every sleep can cost a scheduler slice before the loop runs again, so the budget
+/// covers a millisecond; an idle server stops spinning after at most twice this.
+const SPIN_MAX: Duration = Duration::from_millis(1);
+/// Shortest busy-poll worth doing (a shorter budget is dropped to none).
+const SPIN_MIN: Duration = Duration::from_micros(10);
+
+/// Adaptive busy-polling before sleeping, like the kernel's halt-polling. Sleeping in
+/// epoll_wait and being woken for the next request costs a context switch and, on an idle
+/// core, an inter-processor interrupt each time; a client in a request/reply exchange sends
+/// its next request within tens of microseconds, so the loop first polls without sleeping
+/// for up to `budget`. The budget doubles (to [`SPIN_MAX`]) when the next event came soon
+/// after it ran out, and halves (to none) when the loop then slept long, so an idle or
+/// sparsely used server does not spin.
+#[derive(Default)]
+struct Spin {
+    budget: Duration,
+}
+
+impl Spin {
+    /// Fills `events`: busy-polls for up to the budget, then sleeps for up to `timeout`.
+    fn wait(
+        &mut self,
+        poll: &mut Poll,
+        events: &mut Events,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let poll_once =
+            |poll: &mut Poll, events: &mut Events, t: Duration| match poll.poll(events, Some(t)) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {
+                    events.clear();
+                    Ok(())
+                }
+                Err(e) => Err(format!("poll: {e}")),
+            };
+        let start = Instant::now();
+        if !self.budget.is_zero() {
+            loop {
+                poll_once(poll, events, Duration::ZERO)?;
+                if !events.is_empty() {
+                    return Ok(());
+                }
+                if start.elapsed() >= self.budget {
+                    break;
+                }
+            }
+        }
+        poll_once(poll, events, timeout)?;
+        if !events.is_empty() && start.elapsed() <= SPIN_MAX {
+            self.budget = (self.budget * 2).clamp(SPIN_MIN, SPIN_MAX);
+        } else {
+            self.budget /= 2;
+            if self.budget < SPIN_MIN {
+                self.budget = Duration::ZERO;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -228,10 +292,15 @@ impl Server {
                 want_write: false,
             }),
         );
+        if self.tokens.len() <= conn {
+            self.tokens.resize(conn + 1, None);
+        }
+        self.tokens[conn] = Some(t);
         Some(t)
     }
 
-    fn on_event(&mut self, t: Token, readable: bool, writable: bool) {
+    /// `closed`: the peer hung up (or the socket failed), so input is read to the end.
+    fn on_event(&mut self, t: Token, readable: bool, writable: bool, closed: bool) {
         match self.slots.get(&t) {
             Some(Slot::DomainListener(domid, _)) => {
                 let domid = *domid;
@@ -242,7 +311,7 @@ impl Server {
                     self.flush(t);
                 }
                 if readable {
-                    self.read_client(t);
+                    self.read_client(t, closed);
                 }
             }
             None => {}
@@ -283,6 +352,7 @@ impl Server {
     fn drop_client(&mut self, t: Token) {
         if let Some(Slot::Client(mut c)) = self.slots.remove(&t) {
             let _ = self.poll.registry().deregister(&mut c.stream);
+            self.forget_token(c.conn, t);
             if self.engine.connection_domid(c.conn) == Some(0) {
                 self.engine.close_connection(c.conn);
             }
@@ -294,17 +364,31 @@ impl Server {
         }
     }
 
-    fn read_client(&mut self, t: Token) {
+    fn forget_token(&mut self, conn: ConnId, t: Token) {
+        if let Some(slot) = self.tokens.get_mut(conn) {
+            if *slot == Some(t) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// Reads and processes the client's input. The socket is edge-triggered: a read that
+    /// does not fill the buffer has emptied the socket (new data raises a new event), so it
+    /// ends the loop without a read that would only say EAGAIN, unless `drain` (the peer
+    /// hung up, or input was paused: read on to the end or to EAGAIN).
+    fn read_client(&mut self, t: Token, drain: bool) {
         loop {
             let Some(Slot::Client(c)) = self.slots.get_mut(&t) else {
                 return;
             };
             let conn = c.conn;
             if !self.engine.wants_input(conn) {
-                c.paused = true;
+                if !c.paused {
+                    c.paused = true;
+                    self.paused.push(t);
+                }
                 return;
             }
-            c.paused = false;
             match c.stream.read(&mut self.buf) {
                 Ok(0) => {
                     self.drop_client(t);
@@ -316,6 +400,9 @@ impl Server {
                     {
                         self.flush(t);
                         self.drop_client(t);
+                        return;
+                    }
+                    if n < self.buf.len() && !drain {
                         return;
                     }
                 }
@@ -380,20 +467,10 @@ impl Server {
                 Action::Unlisten(domid) => self.unlisten_domain(domid),
             }
         }
-        let ready = self.engine.take_ready();
-        if ready.is_empty() {
-            return;
-        }
-        let tokens: Vec<Token> = self
-            .slots
-            .iter()
-            .filter_map(|(t, s)| match s {
-                Slot::Client(c) if ready.contains(&c.conn) => Some(*t),
-                _ => None,
-            })
-            .collect();
-        for t in tokens {
-            self.flush(t);
+        for conn in self.engine.take_ready() {
+            if let Some(Some(t)) = self.tokens.get(conn) {
+                self.flush(*t);
+            }
         }
     }
 
@@ -431,6 +508,7 @@ impl Server {
         if let Some(ct) = ct {
             if let Some(Slot::Client(mut c)) = self.slots.remove(&ct) {
                 let _ = self.poll.registry().deregister(&mut c.stream);
+                self.forget_token(c.conn, ct);
             }
         }
         if let Some(Slot::DomainListener(_, mut l)) = self.slots.remove(&lt) {
