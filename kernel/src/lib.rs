@@ -26,6 +26,9 @@ pub mod traps;
 pub mod xenbus;
 pub mod xenstored;
 
+#[cfg(test)]
+mod test_host;
+
 #[cfg(target_os = "none")]
 pub mod arch;
 #[cfg(target_os = "none")]

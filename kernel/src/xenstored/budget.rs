@@ -71,28 +71,11 @@ impl<R: RingPage + ?Sized> RingPage for Budgeted<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_host::TestHost;
     use alloc::vec;
     use alloc::vec::Vec;
     use xenstore_engine::ring::{self, ERROR, ERROR_RINGIDX, REQ, RSP_PROD};
-    use xenstore_engine::{Config, ConnId, Engine, Error, Platform};
-
-    struct Host;
-    impl Platform for Host {
-        fn introduce(&mut self, _: ConnId, _: u32, _: u64, _: u32) -> Result<(), Error> {
-            Ok(())
-        }
-        fn reintroduce(&mut self, _: ConnId, _: u32, _: u32) -> Result<(), Error> {
-            Ok(())
-        }
-        fn release(&mut self, _: ConnId, _: u32) {}
-        fn domain_exists(&mut self, _: u32) -> bool {
-            true
-        }
-        fn now_ms(&self) -> u64 {
-            0
-        }
-        fn log(&mut self, _: &str) {}
-    }
+    use xenstore_engine::{Config, Engine};
 
     /// A READ of "/" request (xsd_sockmsg: type 2, req_id, tx 0, len 2, "/\0").
     fn read_root(req_id: u32) -> Vec<u8> {
@@ -114,7 +97,7 @@ mod tests {
 
     #[test]
     fn one_pass_reads_at_most_the_budget() {
-        let mut engine = Engine::new(Host, Config::default());
+        let mut engine = Engine::new(TestHost::default(), Config::default());
         let conn = engine.new_connection(0);
         let mut page = vec![0u8; 4096];
         let mut reqs = Vec::new();
@@ -140,7 +123,7 @@ mod tests {
 
     #[test]
     fn insane_indices_still_reach_the_engine() {
-        let mut engine = Engine::new(Host, Config::default());
+        let mut engine = Engine::new(TestHost::default(), Config::default());
         let conn = engine.new_connection(0);
         let mut page = vec![0u8; 4096];
         page.store_u32(REQ_PROD, 5000);

@@ -266,34 +266,13 @@ fn request_ids_skip_ids_still_in_flight() {
 /// The client against the real engine (the stub's xenstored logic) over a byte-array page.
 mod against_engine {
     use super::*;
-    use xenstore_engine::{ring, Config, ConnId, Engine, Platform};
-
-    struct Host {
-        guest: Option<ConnId>,
-    }
-
-    impl Platform for Host {
-        fn introduce(&mut self, conn: ConnId, _: u32, _: u64, _: u32) -> Result<(), Error> {
-            self.guest = Some(conn);
-            Ok(())
-        }
-        fn reintroduce(&mut self, _: ConnId, _: u32, _: u32) -> Result<(), Error> {
-            Ok(())
-        }
-        fn release(&mut self, _: ConnId, _: u32) {}
-        fn domain_exists(&mut self, _: u32) -> bool {
-            true
-        }
-        fn now_ms(&self) -> u64 {
-            0
-        }
-        fn log(&mut self, _: &str) {}
-    }
+    use crate::test_host::TestHost;
+    use xenstore_engine::{ring, Config, ConnId, Engine};
 
     const GUEST: u32 = 5;
 
     struct Setup {
-        engine: Engine<Host>,
+        engine: Engine<TestHost>,
         conn: ConnId,
         page: Vec<u8>,
         client: Client,
@@ -301,7 +280,7 @@ mod against_engine {
 
     /// dom0 creates /local/domain/5 owned by the guest, then introduces it.
     fn setup() -> Setup {
-        let mut engine = Engine::new(Host { guest: None }, Config::default());
+        let mut engine = Engine::new(TestHost::default(), Config::default());
         let dom0 = engine.new_connection(0);
         let mut req = Vec::new();
         encode_msg(&mut req, ty::MKDIR, 1, 0, b"/local/domain/5\0");
@@ -315,7 +294,7 @@ mod against_engine {
         engine.introduce(GUEST, 0, 1).unwrap();
         let mut page = vec![0; 4096];
         ring::reset(&mut page[..], 0);
-        let conn = engine.platform().guest.unwrap();
+        let conn = engine.platform().introduced.unwrap();
         Setup {
             engine,
             conn,

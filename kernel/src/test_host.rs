@@ -1,0 +1,30 @@
+//! Host-test support: a [`Platform`] for driving the xenstore engine in unit tests without Xen
+//! (no rings to map, every domain exists, the clock stands still). It remembers the connection
+//! of the last INTRODUCE so a test can reach the introduced guest.
+
+use xenstore_engine::{ConnId, Error, Platform};
+
+/// The engine's host in unit tests.
+#[derive(Default)]
+pub struct TestHost {
+    /// The connection the engine created for the last INTRODUCE.
+    pub introduced: Option<ConnId>,
+}
+
+impl Platform for TestHost {
+    fn introduce(&mut self, conn: ConnId, _: u32, _: u64, _: u32) -> Result<(), Error> {
+        self.introduced = Some(conn);
+        Ok(())
+    }
+    fn reintroduce(&mut self, _: ConnId, _: u32, _: u32) -> Result<(), Error> {
+        Ok(())
+    }
+    fn release(&mut self, _: ConnId, _: u32) {}
+    fn domain_exists(&mut self, _: u32) -> bool {
+        true
+    }
+    fn now_ms(&self) -> u64 {
+        0
+    }
+    fn log(&mut self, _: &str) {}
+}
