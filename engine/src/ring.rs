@@ -148,6 +148,25 @@ fn fail<R: RingPage + ?Sized>(page: &mut R, out: &mut Outcome, code: u32) {
     out.notify = true;
 }
 
+/// Loads one direction's (prod, cons) pair, then a barrier; indices more than a ring apart
+/// fail the ring with RINGIDX and give `None`.
+fn indices<R: RingPage + ?Sized>(
+    page: &mut R,
+    prod_off: usize,
+    cons_off: usize,
+    out: &mut Outcome,
+) -> Option<(u32, u32)> {
+    let cons = page.load_u32(cons_off);
+    let prod = page.load_u32(prod_off);
+    page.barrier();
+    if indices_sane(prod, cons) {
+        Some((prod, cons))
+    } else {
+        fail(page, out, ERROR_RINGIDX);
+        None
+    }
+}
+
 fn write_out<P: Platform, R: RingPage + ?Sized>(
     engine: &mut Engine<P>,
     conn: ConnId,
@@ -156,13 +175,9 @@ fn write_out<P: Platform, R: RingPage + ?Sized>(
 ) -> bool {
     let mut any = false;
     while engine.has_output(conn) {
-        let cons = page.load_u32(RSP_CONS);
-        let prod = page.load_u32(RSP_PROD);
-        page.barrier();
-        if !indices_sane(prod, cons) {
-            fail(page, out, ERROR_RINGIDX);
+        let Some((prod, cons)) = indices(page, RSP_PROD, RSP_CONS, out) else {
             return any;
-        }
+        };
         let free = RING_SIZE - prod.wrapping_sub(cons);
         let start = prod & (RING_SIZE - 1);
         let contiguous = free.min(RING_SIZE - start) as usize;
@@ -191,13 +206,9 @@ fn read_in<P: Platform, R: RingPage + ?Sized>(
 ) -> bool {
     let mut any = false;
     while engine.wants_input(conn) {
-        let cons = page.load_u32(REQ_CONS);
-        let prod = page.load_u32(REQ_PROD);
-        page.barrier();
-        if !indices_sane(prod, cons) {
-            fail(page, out, ERROR_RINGIDX);
+        let Some((prod, cons)) = indices(page, REQ_PROD, REQ_CONS, out) else {
             return any;
-        }
+        };
         let avail = prod.wrapping_sub(cons);
         if avail == 0 {
             break;

@@ -95,15 +95,21 @@ fn write_read(s: &Server, conns: usize, secs: f64, tck: f64) -> Result<(f64, f64
     let c0 = cpu_ticks(s.pid)?;
     barrier.wait();
     let t = Instant::now();
+    let total = join_sum(handles)?;
+    let el = t.elapsed().as_secs_f64();
+    let cpu = (cpu_ticks(s.pid)? - c0) as f64 / tck;
+    Ok((total as f64 / el, cpu * 1e6 / total as f64))
+}
+
+/// Waits for every client thread and adds up their counts.
+fn join_sum(handles: Vec<std::thread::JoinHandle<Result<u64, String>>>) -> Result<u64, String> {
     let mut total = 0;
     for h in handles {
         total += h
             .join()
             .map_err(|_| "client thread panicked".to_string())??;
     }
-    let el = t.elapsed().as_secs_f64();
-    let cpu = (cpu_ticks(s.pid)? - c0) as f64 / tck;
-    Ok((total as f64 / el, cpu * 1e6 / total as f64))
+    Ok(total)
 }
 
 /// Write-to-event latency percentiles (µs): p50, p99.
@@ -166,12 +172,7 @@ fn tx_conflicts(s: &Server, secs: f64) -> Result<f64, String> {
     }
     barrier.wait();
     let t = Instant::now();
-    let mut total = 0;
-    for h in handles {
-        total += h
-            .join()
-            .map_err(|_| "client thread panicked".to_string())??;
-    }
+    let total = join_sum(handles)?;
     let el = t.elapsed().as_secs_f64();
     let v = must("read counter", c.read(0, "/bench/counter"))?;
     let final_value: u64 = String::from_utf8_lossy(&v).parse().unwrap_or(0);
