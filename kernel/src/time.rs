@@ -41,6 +41,8 @@ mod kernel {
 
     static TIMER_EVENTS: AtomicU64 = AtomicU64::new(0);
     static TIMER_PORT: AtomicU32 = AtomicU32::new(0);
+    /// The deadline the one-shot timer is armed for (0: none armed, or it has fired).
+    static ARMED: AtomicU64 = AtomicU64::new(0);
     static HOOK: IrqMutex<Option<fn()>> = IrqMutex::new(None);
 
     /// System time: nanoseconds since the domain booted (pvclock).
@@ -92,6 +94,7 @@ mod kernel {
         if let Err(e) = hypercall::set_timer_op(deadline_ns) {
             panic!("set_timer_op({deadline_ns}) failed: {e}");
         }
+        ARMED.store(deadline_ns, Ordering::Relaxed);
     }
 
     /// Sets the function VIRQ_TIMER calls (events disabled) after counting the event.
@@ -101,6 +104,7 @@ mod kernel {
 
     fn on_timer(_port: Port) {
         TIMER_EVENTS.fetch_add(1, Ordering::Relaxed);
+        ARMED.store(0, Ordering::Relaxed);
         let hook = *HOOK.lock();
         if let Some(h) = hook {
             h();
@@ -133,9 +137,11 @@ mod kernel {
 
     /// Blocks the domain until an event arrives or `deadline_ns` passes (0: no deadline).
     /// Call with events disabled (after checking there is no work); pending handlers have run
-    /// when it returns, and events are disabled again.
+    /// when it returns, and events are disabled again. The timer is armed only when it is not
+    /// already armed for this deadline (a busy service blocks many times per tick; each
+    /// hypercall saved counts under emulation).
     pub fn block_until(deadline_ns: u64) {
-        if deadline_ns != 0 {
+        if deadline_ns != 0 && ARMED.load(Ordering::Relaxed) != deadline_ns {
             set_timer(deadline_ns);
         }
         // SCHEDOP_block re-enables events; Xen delivers the upcall before returning here.

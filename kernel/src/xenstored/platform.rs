@@ -10,8 +10,10 @@ use crate::mm::SharedPage;
 use crate::time;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::rc::Rc;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
+use core::fmt::Write;
 use xenstore_engine::ring::{self, RingPage, SERVER_FEATURES};
 use xenstore_engine::{ConnId, Error, Platform, FEATURES};
 
@@ -189,5 +191,16 @@ impl Platform for KernelPlatform {
 
     fn log(&mut self, line: &str) {
         crate::log_info!("xenstored: {line}");
+    }
+
+    /// The stub's heap: `heap: <used> B used, <free> B free of <size> B, peak <peak> B,
+    /// <live> blocks`.
+    fn memreport(&mut self, report: &mut String) {
+        let h = crate::mm::heap_stats();
+        let _ = writeln!(
+            report,
+            "heap: {} B used, {} B free of {} B, peak {} B, {} blocks",
+            h.used, h.free, h.size, h.peak_used, h.live
+        );
     }
 }
