@@ -186,7 +186,7 @@ mod kernel {
 
     fn dump_stack(rsp: u64) {
         report!("  stack at {rsp:#x}:");
-        if rsp % 8 != 0 || rsp < 0x1000 || rsp >= arch::MACH2PHYS_VIRT_START as u64 {
+        if !rsp.is_multiple_of(8) || rsp < 0x1000 || rsp >= arch::MACH2PHYS_VIRT_START as u64 {
             report!("  (rsp not a plausible kernel stack address)");
             return;
         }

@@ -15,7 +15,7 @@ fi
 
 # Packages installed on the host (dom0's userland is copied from them).
 APT_PACKAGES="qemu-system-x86 xen-utils-4.17 xenstore-utils libxen-dev python3-pyxs
-busybox-static rustc-web rust-web-src cpio gcc binutils gzip"
+busybox-static rustc-web rust-web-src rust-web-clippy cpio gcc binutils gzip"
 
 # Packages only downloaded and unpacked into $PKGS: the hypervisor and the Linux kernel
 # that linux-image-amd64 depends on (looked up by scripts/setup).

@@ -76,7 +76,7 @@ impl SharedPage {
 
     fn ptr(&self, off: usize, len: usize, align: usize) -> Option<*mut u8> {
         let in_page = off.checked_add(len).is_some_and(|end| end <= PAGE_SIZE);
-        (in_page && off % align == 0).then(|| (self.va + off) as *mut u8)
+        (in_page && off.is_multiple_of(align)).then(|| (self.va + off) as *mut u8)
     }
 
     /// The byte at `off`.
