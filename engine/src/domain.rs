@@ -38,6 +38,12 @@ pub trait Platform {
     fn memreport(&mut self, report: &mut String) {
         let _ = report;
     }
+    /// Whether the host itself is short of memory (e.g. the stub's heap is nearly full):
+    /// while it is, unprivileged requests that would grow the store or queue more output
+    /// are refused as over the global bound (ENOMEM). Default: never.
+    fn memory_low(&self) -> bool {
+        false
+    }
 }
 
 /// Per-domain state.

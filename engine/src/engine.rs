@@ -27,6 +27,10 @@ pub struct Config {
     pub priv_domid: Option<u32>,
     /// Watch events queued for an unprivileged domain are dropped after this long.
     pub watch_event_timeout_ms: u64,
+    /// Bound on the bytes charged to all domains together (node records, queued output,
+    /// open transaction data), for a server whose heap is smaller than the domains' memory
+    /// quotas added up: unprivileged growth beyond it is refused (ENOMEM). 0 = unlimited.
+    pub global_memory: u32,
 }
 
 impl Default for Config {
@@ -36,6 +40,7 @@ impl Default for Config {
             soft_memory: 2048 * 1024,
             priv_domid: None,
             watch_event_timeout_ms: 20_000,
+            global_memory: 0,
         }
     }
 }
@@ -54,6 +59,10 @@ pub enum ConnError {
 const SMALL_REPLY: usize = 16;
 /// Output bytes queued for a privileged connection before its input is paused.
 const PRIV_OUT_LIMIT: usize = 4 << 20;
+/// Node record header bytes (C xenstored's record-size formula, as the quotas use it).
+const RECORD_HEADER: usize = 24;
+/// Record bytes per permission entry.
+const PERM_SIZE: usize = 8;
 
 struct Watch {
     path: String,
@@ -87,6 +96,9 @@ struct Tx {
     /// concurrent siblings do not conflict).
     parents: BTreeMap<String, Vec<Perm>>,
     ops: Vec<TxOp>,
+    /// Bytes charged to the connection's domain for what the transaction holds (see
+    /// [`record_cost`]), given back at commit or abort.
+    bytes: usize,
     usage: BTreeMap<u32, Usage>,
     /// Nodes in the order C xenstored first touches them (a written node before the parent
     /// whose child list grows; a removed node's parent before it): the order of the watch
@@ -107,10 +119,23 @@ impl Tx {
                 .all(|(p, perms)| main.get(p).is_some_and(|n| n.perms == *perms))
     }
 
-    /// Records an applied operation. A WRITE or MKDIR right after a WRITE of the same node
-    /// replaces it or is dropped (same result when replayed), so a transaction rewriting
-    /// one node does not grow its log, nor the cost of rebuilding its view.
-    fn push_op(&mut self, op: TxOp) {
+    /// What logging `op` adds to the transaction's charge: a rewrite merged by
+    /// [`Tx::push_op`] only changes the size of the logged value.
+    fn cost(&self, op: &TxOp) -> isize {
+        match (self.ops.last(), op) {
+            (Some(TxOp::Write(last, Some(old))), TxOp::Write(p, value)) if last == p => value
+                .as_ref()
+                .map_or(0, |v| v.len() as isize - old.len() as isize),
+            _ => record_cost(&self.tree, op) as isize,
+        }
+    }
+
+    /// Records an applied operation and its [`Tx::cost`]. A WRITE or MKDIR right after a
+    /// WRITE of the same node replaces it or is dropped (same result when replayed), so a
+    /// transaction rewriting one node does not grow its log, nor the cost of rebuilding
+    /// its view.
+    fn push_op(&mut self, op: TxOp, cost: isize) {
+        self.bytes = self.bytes.saturating_add_signed(cost);
         let op = match (self.ops.last_mut(), op) {
             (Some(TxOp::Write(last, last_value @ Some(_))), TxOp::Write(p, value))
                 if *last == p =>
@@ -187,6 +212,8 @@ struct Conn {
     out: VecDeque<OutMsg>,
     /// Bytes of the messages in `out` (charged to the domain's memory quota).
     out_bytes: usize,
+    /// Bytes held by the open transactions (sum of their `bytes`, charged likewise).
+    tx_bytes: usize,
     out_off: usize,
     watches: Vec<Watch>,
     txs: BTreeMap<u32, Tx>,
@@ -203,6 +230,7 @@ impl Conn {
             inbuf: Vec::new(),
             out: VecDeque::new(),
             out_bytes: 0,
+            tx_bytes: 0,
             out_off: 0,
             watches: Vec::new(),
             txs: BTreeMap::new(),
@@ -244,7 +272,7 @@ impl<P: Platform> Engine<P> {
         tree.attach(
             "/",
             "tool",
-            tree::chain(&["tool", "xenstored"], &n0(), Vec::new(), 0),
+            tree::chain(&["tool", "xenstored"], n0(), Vec::new(), 0),
             0,
         );
         let mut e = Engine {
@@ -507,17 +535,74 @@ impl<P: Platform> Engine<P> {
         result
     }
 
-    /// Whether `extra` more output bytes for an unprivileged connection would exceed its
-    /// domain's memory quota (node records plus queued output are charged to it).
-    fn over_memory(&self, c: &Conn, extra: usize) -> bool {
-        if c.privileged {
-            return false;
+    /// A [`Store`] on the main tree, collecting the changes watches must see; `force` skips
+    /// permission and quota checks (replaying a commit, removing a dead domain's nodes).
+    fn main_store<'a>(
+        &'a mut self,
+        quotas: &'a Quotas,
+        force: bool,
+        changes: &'a mut Vec<Change>,
+    ) -> Store<'a> {
+        Store {
+            tree: &mut self.tree,
+            generation: &mut self.generation,
+            usage: &mut self.usage,
+            base_usage: None,
+            domains: &self.domains,
+            quotas,
+            force,
+            changes: Some(changes),
+            written: 0,
         }
+    }
+
+    /// Bytes charged to a connection's domain: the node records it owns, the connection's
+    /// queued output and its open transactions' data.
+    fn charged(&self, c: &Conn) -> usize {
         let nodes = self
             .usage
             .get(&c.domid)
             .map_or(0, |u| u.bytes.max(0) as usize);
-        over(nodes + c.out_bytes + extra, self.quotas_of(c.domid).memory)
+        nodes + c.out_bytes + c.tx_bytes
+    }
+
+    /// Bytes charged to all domains together (what `global_memory` bounds). It walks the
+    /// owners and connections, so it is only used while a global bound is set, and by
+    /// CONTROL `memreport`.
+    fn charged_total(&self) -> usize {
+        let nodes: usize = self.usage.values().map(|u| u.bytes.max(0) as usize).sum();
+        let conns: usize = self
+            .conns
+            .iter()
+            .flatten()
+            .map(|c| c.out_bytes + c.tx_bytes)
+            .sum();
+        nodes + conns
+    }
+
+    /// What an unprivileged connection may still add before a memory bound refuses it.
+    fn room(&self, c: &Conn) -> Room {
+        if c.privileged {
+            return Room::default();
+        }
+        let left = |limit: u32, used: usize| (limit as usize).saturating_sub(used);
+        let memory = self.quotas_of(c.domid).memory;
+        let global = self.cfg.global_memory;
+        let global = if self.platform.memory_low() {
+            Some(0)
+        } else {
+            (global != 0).then(|| left(global, self.charged_total()))
+        };
+        Room {
+            domain: (memory != 0).then(|| left(memory, self.charged(c))),
+            global,
+        }
+    }
+
+    /// Whether `extra` more output bytes for a connection would exceed its domain's memory
+    /// quota or the global bound.
+    fn over_memory(&self, c: &Conn, extra: usize) -> bool {
+        self.room(c).exceeded(extra, extra)
     }
 
     /// Queues a message. A watch event that would exceed an unprivileged domain's memory
@@ -605,6 +690,28 @@ impl<P: Platform> Engine<P> {
     }
 }
 
+/// What a connection may still add before a memory bound refuses it (None: unbounded).
+#[derive(Clone, Copy, Default)]
+struct Room {
+    /// Before its domain's `memory` quota.
+    domain: Option<usize>,
+    /// Before `Config::global_memory`.
+    global: Option<usize>,
+}
+
+impl Room {
+    /// True if some bound applies.
+    fn bounded(self) -> bool {
+        self.domain.is_some() || self.global.is_some()
+    }
+
+    /// True if `domain` more bytes charged to the connection's domain, `total` more over
+    /// all domains, do not fit.
+    fn exceeded(self, domain: usize, total: usize) -> bool {
+        self.domain.is_some_and(|r| domain > r) || self.global.is_some_and(|r| total > r)
+    }
+}
+
 /// Which tree a request works on.
 enum Target {
     Main,
@@ -689,10 +796,7 @@ impl<P: Platform> Engine<P> {
                 Ok(())
             }
             ty::DIRECTORY_PART => {
-                let args: Vec<&[u8]> = wire::split_strings(payload).collect();
-                let [p, off] = args[..] else {
-                    return Err(Error::Inval);
-                };
+                let [p, off] = args(payload)?;
                 let p = self.path_arg(&caller, p)?;
                 let off = wire::atoi(off) as usize;
                 self.with_read(cid, &target, &caller, &p, |n| directory_part(n, off, reply))
@@ -752,6 +856,7 @@ impl<P: Platform> Engine<P> {
                 if let Some(Some(c)) = self.conns.get_mut(cid) {
                     c.watches.clear();
                     c.txs.clear();
+                    c.tx_bytes = 0;
                 }
                 reply.extend_from_slice(b"OK\0");
                 Ok(())
@@ -772,18 +877,15 @@ impl<P: Platform> Engine<P> {
                 Ok(())
             }
             ty::INTRODUCE => {
-                let args: Vec<&[u8]> = wire::split_strings(payload).collect();
-                if args.len() < 3 {
-                    return Err(Error::Inval);
-                }
-                let domid = wire::atoi(args[0]);
-                let mfn = args[1]
+                let ([domid, mfn, port], _) = leading_args(payload)?;
+                let domid = wire::atoi(domid);
+                let mfn = mfn
                     .iter()
                     .take_while(|b| b.is_ascii_digit())
                     .fold(0u64, |a, &b| {
                         a.saturating_mul(10).saturating_add(u64::from(b - b'0'))
                     });
-                let port = wire::atoi(args[2]);
+                let port = wire::atoi(port);
                 self.introduce_domain(domid, mfn, port)?;
                 reply.extend_from_slice(b"OK\0");
                 Ok(())
@@ -810,10 +912,7 @@ impl<P: Platform> Engine<P> {
                 Ok(())
             }
             ty::SET_TARGET => {
-                let args: Vec<&[u8]> = wire::split_strings(payload).collect();
-                let [d, t] = args[..] else {
-                    return Err(Error::Inval);
-                };
+                let [d, t] = args(payload)?;
                 let (d, t) = (wire::atoi(d), wire::atoi(t));
                 if self.domains.get(&d).and_then(|x| x.conn).is_none() || !self.ensure_domain(t) {
                     return Err(Error::Noent);
@@ -830,10 +929,7 @@ impl<P: Platform> Engine<P> {
                 Ok(())
             }
             ty::SET_FEATURE => {
-                let args: Vec<&[u8]> = wire::split_strings(payload).collect();
-                let [d, v] = args[..] else {
-                    return Err(Error::Inval);
-                };
+                let [d, v] = args(payload)?;
                 let d = self.introduced_domid(d)?;
                 let v = wire::parse_u32(v).ok_or(Error::Inval)?;
                 if v & !FEATURES != 0 {
@@ -846,10 +942,7 @@ impl<P: Platform> Engine<P> {
                 Ok(())
             }
             ty::GET_QUOTA => {
-                let args: Vec<&[u8]> = wire::split_strings(payload).collect();
-                let [d, name] = args[..] else {
-                    return Err(Error::Inval);
-                };
+                let [d, name] = args(payload)?;
                 let d = self.introduced_domid(d)?;
                 let name = core::str::from_utf8(name).map_err(|_| Error::Inval)?;
                 let v = self.quotas_of(d).get(name).ok_or(Error::Inval)?;
@@ -857,10 +950,7 @@ impl<P: Platform> Engine<P> {
                 Ok(())
             }
             ty::SET_QUOTA => {
-                let args: Vec<&[u8]> = wire::split_strings(payload).collect();
-                let [d, name, v] = args[..] else {
-                    return Err(Error::Inval);
-                };
+                let [d, name, v] = args(payload)?;
                 let d = self.introduced_domid(d)?;
                 let name = core::str::from_utf8(name).map_err(|_| Error::Inval)?;
                 let v = wire::parse_u32(v).ok_or(Error::Inval)?;
@@ -967,17 +1057,15 @@ impl<P: Platform> Engine<P> {
         }
         let mut tree = self.tree.clone();
         let mut usage = BTreeMap::new();
-        let mut st = Store {
-            tree: &mut tree,
-            generation: &mut self.generation,
-            usage: &mut usage,
-            base_usage: Some(&self.usage),
-            domains: &self.domains,
-            quotas: &quotas,
-            force: true,
-            changes: None,
-            written: 0,
-        };
+        let mut st = view_store(
+            &mut tree,
+            &mut usage,
+            &mut self.generation,
+            Some(&self.usage),
+            &self.domains,
+            &quotas,
+            true,
+        );
         for op in &tx.ops {
             let _ = apply(&mut st, caller, op);
         }
@@ -1019,19 +1107,19 @@ impl<P: Platform> Engine<P> {
         changes: &mut Vec<Change>,
     ) -> Result<(), Error> {
         let quotas = self.quotas_of(caller.domid);
+        let room = match self.conns.get(cid) {
+            Some(Some(c)) => self.room(c),
+            _ => return Err(Error::Io),
+        };
         match *target {
             Target::Main => {
-                let mut st = Store {
-                    tree: &mut self.tree,
-                    generation: &mut self.generation,
-                    usage: &mut self.usage,
-                    base_usage: None,
-                    domains: &self.domains,
-                    quotas: &quotas,
-                    force: false,
-                    changes: Some(changes),
-                    written: 0,
-                };
+                if room.bounded() {
+                    let cost = record_cost(&self.tree, &op);
+                    if room.exceeded(cost, cost) {
+                        self.check_growth(caller, &op, &quotas, room)?;
+                    }
+                }
+                let mut st = self.main_store(&quotas, false, changes);
                 let r = apply(&mut st, caller, &op);
                 let written = st.written;
                 wrl_debit(self, caller, written);
@@ -1046,31 +1134,96 @@ impl<P: Platform> Engine<P> {
                 if let TxOp::Write(p, _) = &op {
                     self.record_creation(cid, id, caller, p)?;
                 }
+                let Some(Some(c)) = self.conns.get(cid) else {
+                    return Err(Error::Io);
+                };
+                let tx = c.txs.get(&id).ok_or(Error::Noent)?;
+                let cost = tx.cost(&op);
+                let grow = usize::try_from(cost).unwrap_or(0);
+                if room.exceeded(grow, grow) {
+                    // As C: the operation's own errors (permissions, sizes) come first.
+                    self.dry_run(Some((&tx.tree, &tx.usage)), &quotas, caller, &op)?;
+                    return Err(Error::Nomem);
+                }
                 let Some(Some(c)) = self.conns.get_mut(cid) else {
                     return Err(Error::Io);
                 };
                 let tx = c.txs.get_mut(&id).ok_or(Error::Noent)?;
                 let mark = tx.touched.len();
                 tx.touch_op(&op);
-                let mut st = Store {
-                    tree: &mut tx.tree,
-                    generation: &mut self.generation,
-                    usage: &mut tx.usage,
-                    base_usage: Some(&self.usage),
-                    domains: &self.domains,
-                    quotas: &quotas,
-                    force: false,
-                    changes: None,
-                    written: 0,
-                };
+                let mut st = view_store(
+                    &mut tx.tree,
+                    &mut tx.usage,
+                    &mut self.generation,
+                    Some(&self.usage),
+                    &self.domains,
+                    &quotas,
+                    false,
+                );
                 if let Err(e) = apply(&mut st, caller, &op) {
                     tx.touched.retain(|_, i| *i < mark);
                     return Err(e);
                 }
-                tx.push_op(op);
+                tx.push_op(op, cost);
+                c.tx_bytes = c.tx_bytes.saturating_add_signed(cost);
                 Ok(())
             }
         }
+    }
+
+    /// Checks a main-store operation of an unprivileged caller whose [`record_cost`] does
+    /// not fit its `room`: the exact growth comes from a dry run, which also gives the
+    /// operation's own errors first (as C checks permissions and sizes before memory).
+    fn check_growth(
+        &self,
+        caller: &Caller,
+        op: &TxOp,
+        quotas: &Quotas,
+        room: Room,
+    ) -> Result<(), Error> {
+        let after = self.dry_run(None, quotas, caller, op)?;
+        let bytes = |m: &BTreeMap<u32, Usage>, owner: Option<u32>| -> i64 {
+            match owner {
+                Some(d) => m.get(&d).map_or(0, |u| u.bytes),
+                None => m.values().map(|u| u.bytes).sum(),
+            }
+        };
+        let grow = |owner| usize::try_from(bytes(&after, owner) - bytes(&self.usage, owner));
+        let (domain, total) = (grow(Some(caller.domid)), grow(None));
+        if room.exceeded(domain.unwrap_or(0), total.unwrap_or(0)) {
+            return Err(Error::Nomem);
+        }
+        Ok(())
+    }
+
+    /// Runs `op` on a copy of the main store, or of a transaction's `view` (its tree and
+    /// usage deltas), changing nothing (the copy is O(1): nodes stay shared until
+    /// changed). Returns the usage after it, or the error the operation gives.
+    fn dry_run(
+        &self,
+        view: Option<(&Tree, &BTreeMap<u32, Usage>)>,
+        quotas: &Quotas,
+        caller: &Caller,
+        op: &TxOp,
+    ) -> Result<BTreeMap<u32, Usage>, Error> {
+        let (tree, usage, base_usage) = match view {
+            Some((tree, usage)) => (tree, usage, Some(&self.usage)),
+            None => (&self.tree, &self.usage, None),
+        };
+        let mut tree = tree.clone();
+        let mut usage = usage.clone();
+        let mut generation = self.generation;
+        let mut st = view_store(
+            &mut tree,
+            &mut usage,
+            &mut generation,
+            base_usage,
+            &self.domains,
+            quotas,
+            false,
+        );
+        apply(&mut st, caller, op)?;
+        Ok(usage)
     }
 
     fn set_perms(
@@ -1127,11 +1280,12 @@ impl<P: Platform> Engine<P> {
         payload: &[u8],
         reply: &mut Vec<u8>,
     ) -> Result<(), Error> {
-        let args: Vec<&[u8]> = wire::split_strings(payload).collect();
-        let (raw, token, depth) = match args[..] {
-            [p, t] => (p, t, None),
-            [p, t, d] => (p, t, Some(wire::parse_u32(d).ok_or(Error::Inval)?)),
-            _ => return Err(Error::Inval),
+        let (raw, token, depth) = match leading_args(payload)? {
+            ([p, t], false) => (p, t, None),
+            _ => {
+                let [p, t, d] = args(payload)?;
+                (p, t, Some(wire::parse_u32(d).ok_or(Error::Inval)?))
+            }
         };
         let (path, strip) = self.watch_path(caller, raw)?;
         if path.starts_with('@') && depth.is_some_and(|d| d > 1) {
@@ -1191,10 +1345,7 @@ impl<P: Platform> Engine<P> {
         payload: &[u8],
         reply: &mut Vec<u8>,
     ) -> Result<(), Error> {
-        let args: Vec<&[u8]> = wire::split_strings(payload).collect();
-        let [raw, token] = args[..] else {
-            return Err(Error::Inval);
-        };
+        let [raw, token] = args(payload)?;
         // As C: the path is only prefixed, not validated; no such watch is ENOENT.
         let raw = core::str::from_utf8(raw).map_err(|_| Error::Noent)?;
         let path = if raw.starts_with('/') || raw.starts_with('@') {
@@ -1246,6 +1397,7 @@ impl<P: Platform> Engine<P> {
                 accessed: BTreeMap::new(),
                 parents: BTreeMap::new(),
                 ops: Vec::new(),
+                bytes: 0,
                 usage: BTreeMap::new(),
                 touched: BTreeMap::new(),
             },
@@ -1267,6 +1419,7 @@ impl<P: Platform> Engine<P> {
             return Err(Error::Io);
         };
         let tx = c.txs.remove(&id).ok_or(Error::Noent)?;
+        c.tx_bytes = c.tx_bytes.saturating_sub(tx.bytes);
         if !commit {
             return Ok(());
         }
@@ -1274,19 +1427,8 @@ impl<P: Platform> Engine<P> {
             return Err(Error::Again);
         }
         let quotas = self.quotas_of(caller.domid);
-        let mut st = Store {
-            tree: &mut self.tree,
-            generation: &mut self.generation,
-            usage: &mut self.usage,
-            base_usage: None,
-            domains: &self.domains,
-            quotas: &quotas,
-            force: true,
-            changes: Some(changes),
-            written: 0,
-        };
         let mut replayed = Vec::new();
-        st.changes = Some(&mut replayed);
+        let mut st = self.main_store(&quotas, true, &mut replayed);
         for op in &tx.ops {
             // Replayed operations were checked inside the transaction; one that no longer
             // applies (e.g. RM of a node already gone) is a no-op.
@@ -1398,17 +1540,7 @@ impl<P: Platform> Engine<P> {
             target: None,
             privileged: true,
         };
-        let mut st = Store {
-            tree: &mut self.tree,
-            generation: &mut self.generation,
-            usage: &mut self.usage,
-            base_usage: None,
-            domains: &self.domains,
-            quotas: &quotas,
-            force: true,
-            changes: Some(&mut changes),
-            written: 0,
-        };
+        let mut st = self.main_store(&quotas, true, &mut changes);
         for r in &roots {
             if r == "/" {
                 // The root cannot go: it falls back to dom0.
@@ -1431,11 +1563,89 @@ impl<P: Platform> Engine<P> {
     }
 }
 
+/// Bytes a transaction holds for logging `op`, charged like C xenstored charges a
+/// transaction's node records to its connection's domain: the record-size formula of the
+/// quotas (header, 8 per permission, value, NUL-terminated child names) plus the path as
+/// the key. WRITE/MKDIR: the node's new record, or the records of the missing nodes it
+/// creates; SET_PERMS: the rewritten record; RM, or MKDIR of an existing node: a header.
+/// In the main store, the most an operation can grow the records.
+fn record_cost(tree: &Tree, op: &TxOp) -> usize {
+    let key = match op {
+        TxOp::Write(p, _) | TxOp::Rm(p) | TxOp::SetPerms(p, _) => p.len(),
+    };
+    let record = match op {
+        TxOp::Write(p, value) => {
+            let (node, found) = tree.deepest(p);
+            let value_len = value.as_ref().map_or(0, Vec::len);
+            match (found, value) {
+                (true, Some(_)) => node.record_size().saturating_sub(node.value.len()) + value_len,
+                (true, None) => RECORD_HEADER,
+                (false, _) => {
+                    let fixed = RECORD_HEADER + PERM_SIZE * node.perms.len();
+                    path::components(p)
+                        .skip(tree.existing_depth(p))
+                        .map(|name| fixed + name.len() + 1)
+                        .sum::<usize>()
+                        + value_len
+                }
+            }
+        }
+        TxOp::Rm(_) => RECORD_HEADER,
+        TxOp::SetPerms(p, new) => tree.get(p).map_or(RECORD_HEADER, |n| {
+            n.record_size().saturating_sub(PERM_SIZE * n.perms.len()) + PERM_SIZE * new.len()
+        }),
+    };
+    key + record
+}
+
+/// A [`Store`] on a transaction's tree (or a scratch copy) whose `usage` holds deltas over
+/// `base_usage` (None: `usage` is absolute); no changes are collected.
+fn view_store<'a>(
+    tree: &'a mut Tree,
+    usage: &'a mut BTreeMap<u32, Usage>,
+    generation: &'a mut u64,
+    base_usage: Option<&'a BTreeMap<u32, Usage>>,
+    domains: &'a BTreeMap<u32, Domain>,
+    quotas: &'a Quotas,
+    force: bool,
+) -> Store<'a> {
+    Store {
+        tree,
+        generation,
+        usage,
+        base_usage,
+        domains,
+        quotas,
+        force,
+        changes: None,
+        written: 0,
+    }
+}
+
 fn apply(st: &mut Store<'_>, caller: &Caller, op: &TxOp) -> Result<(), Error> {
     match op {
         TxOp::Write(p, v) => st.write(caller, p, v.as_deref()),
         TxOp::Rm(p) => st.rm(caller, p),
         TxOp::SetPerms(p, perms) => st.set_perms(caller, p, perms.clone()),
+    }
+}
+
+/// The first `N` NUL-terminated strings of a request's payload (EINVAL if it has fewer),
+/// and whether more follow.
+fn leading_args<const N: usize>(payload: &[u8]) -> Result<([&[u8]; N], bool), Error> {
+    let mut strings = wire::split_strings(payload);
+    let mut out: [&[u8]; N] = [&[]; N];
+    for slot in out.iter_mut() {
+        *slot = strings.next().ok_or(Error::Inval)?;
+    }
+    Ok((out, strings.next().is_some()))
+}
+
+/// Exactly `N` NUL-terminated strings of a request's payload, else EINVAL.
+fn args<const N: usize>(payload: &[u8]) -> Result<[&[u8]; N], Error> {
+    match leading_args(payload)? {
+        (out, false) => Ok(out),
+        (_, true) => Err(Error::Inval),
     }
 }
 
@@ -1570,8 +1780,14 @@ impl<P: Platform> Engine<P> {
         }
     }
 
-    /// Checks the store: tree invariants and that the per-owner accounting matches.
+    /// Checks the store: tree invariants and that the per-owner and per-connection
+    /// accounting matches.
     pub fn check(&self) -> Result<(), &'static str> {
+        for c in self.conns.iter().flatten() {
+            if c.tx_bytes != c.txs.values().map(|t| t.bytes).sum::<usize>() {
+                return Err("transaction accounting out of step");
+            }
+        }
         let owners = tree::check(&self.tree, self.generation)?;
         for (d, u) in &self.usage {
             if u.nodes != owners.get(d).copied().unwrap_or(0) as i64 {
@@ -1627,6 +1843,11 @@ impl<P: Platform> Engine<P> {
                 for (d, u) in &self.usage {
                     s.push_str(&format!("domain {d}: {} nodes, {} bytes\n", u.nodes, u.bytes));
                 }
+                let limit = self.cfg.global_memory;
+                if limit != 0 {
+                    let total = self.charged_total();
+                    s.push_str(&format!("total: {total} bytes charged, limit {limit}\n"));
+                }
                 s.push_str(&format!("connections: {}\n", self.conns.iter().flatten().count()));
                 self.platform.memreport(&mut s);
                 text(reply, &s);
@@ -1648,6 +1869,10 @@ impl<P: Platform> Engine<P> {
                     s.push_str(&format!("{name:<17}: {v:>8} {what}\n"));
                 }
                 text(reply, &s);
+            }
+            (b"quota", [b"set", b"global-memory", v]) => {
+                self.cfg.global_memory = wire::parse_u32(v).ok_or(Error::Inval)?;
+                text(reply, "OK");
             }
             (b"quota", [b"set", name, v]) => {
                 let name = core::str::from_utf8(name).map_err(|_| Error::Inval)?;

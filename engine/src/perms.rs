@@ -1,7 +1,9 @@
 //! Permission lists: parsing and printing the `n|r|w|b<domid>` strings, and the access rule.
 
 use crate::wire::Error;
+use alloc::rc::Rc;
 use alloc::vec::Vec;
+use core::ops::Deref;
 
 /// Read access.
 pub const READ: u8 = 1;
@@ -20,6 +22,39 @@ pub struct Perm {
     pub domid: u32,
     /// READ/WRITE/IGNORE bits.
     pub bits: u8,
+}
+
+/// A node's permission list, shared by the nodes that inherit it: a node created below
+/// another refers to its parent's list instead of holding a copy. It reads as a `Vec<Perm>`
+/// (so `clone()` copies the entries out); [`Perms::share`] adds a reference.
+#[derive(Debug)]
+pub struct Perms(Rc<Vec<Perm>>);
+
+impl Perms {
+    /// Another reference to the same list.
+    pub fn share(&self) -> Perms {
+        Perms(Rc::clone(&self.0))
+    }
+}
+
+impl Deref for Perms {
+    type Target = Vec<Perm>;
+
+    fn deref(&self) -> &Vec<Perm> {
+        &self.0
+    }
+}
+
+impl From<Vec<Perm>> for Perms {
+    fn from(v: Vec<Perm>) -> Perms {
+        Perms(Rc::new(v))
+    }
+}
+
+impl PartialEq<Vec<Perm>> for Perms {
+    fn eq(&self, other: &Vec<Perm>) -> bool {
+        *self.0 == *other
+    }
 }
 
 /// C `strtol(s, &end, 0)` requiring the whole string to be consumed.

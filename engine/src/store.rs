@@ -4,7 +4,7 @@
 
 use crate::domain::Domain;
 use crate::path::{self, components};
-use crate::perms::{self, Caller, Perm, IGNORE, READ, WRITE};
+use crate::perms::{self, Caller, Perm, Perms, IGNORE, READ, WRITE};
 use crate::quota::{over, Quotas};
 use crate::tree::{self, Node, Tree};
 use crate::wire::Error;
@@ -169,11 +169,10 @@ impl Store<'_> {
             let g = self.bump();
             let domains = self.domains;
             let n = self.tree.get_mut(path).ok_or(Error::Noent)?;
-            n.value.clear();
-            n.value.extend_from_slice(value);
+            n.value = value.into();
             mark_stale(domains, &mut n.perms, n.generation);
             n.generation = g;
-            let perms = n.perms.clone();
+            let perms = n.perms.to_vec();
             self.written += 1;
             self.account(owner, 0, delta);
             self.note(Change {
@@ -193,12 +192,16 @@ impl Store<'_> {
         let depth = self.tree.existing_depth(path);
         let missing = comps.get(depth..).unwrap_or(&[]);
         let anc_path = path::prefix(path, depth);
-        let mut perms = node.perms.clone();
-        if !caller.privileged {
-            if let Some(o) = perms.first_mut() {
+        // New nodes inherit the ancestor's list (shared), owned by an unprivileged creator.
+        let perms = if caller.privileged || node.owner() == caller.domid {
+            node.perms.share()
+        } else {
+            let mut v = node.perms.to_vec();
+            if let Some(o) = v.first_mut() {
                 o.domid = caller.domid;
             }
-        }
+            Perms::from(v)
+        };
         let owner = perms.first().map_or(0, |p| p.domid);
         let value = value.unwrap_or(&[]);
         let n_new = missing.len() as i64;
@@ -232,7 +235,7 @@ impl Store<'_> {
         }
         let anc_owner = node.owner();
         let g = self.bump();
-        let top = tree::chain(missing, &perms, value.to_vec(), g);
+        let top = tree::chain(missing, perms.share(), value.to_vec(), g);
         if !self.tree.attach(&anc_path, first, top, g) {
             return Err(Error::Noent);
         }
@@ -241,7 +244,7 @@ impl Store<'_> {
         self.written += missing.len() as u32 + 1;
         self.note(Change {
             path: String::from(path),
-            perms,
+            perms: perms.to_vec(),
             generation: g,
             old_perms: None,
             exact: false,
@@ -284,7 +287,7 @@ impl Store<'_> {
             if collect {
                 changes.push(Change {
                     path: String::from(p),
-                    perms: n.perms.clone(),
+                    perms: n.perms.to_vec(),
                     generation: n.generation,
                     old_perms: None,
                     exact: p != path,
@@ -337,10 +340,10 @@ impl Store<'_> {
         let old_size = node.record_size() as i64;
         let g = self.bump();
         let n = self.tree.get_mut(path).ok_or(Error::Noent)?;
-        let old = core::mem::replace(&mut n.perms, new);
+        let old = core::mem::replace(&mut n.perms, Perms::from(new));
         n.generation = g;
         let new_size = n.record_size() as i64;
-        let perms = n.perms.clone();
+        let perms = n.perms.to_vec();
         self.account(owner, -1, -old_size);
         self.account(new_owner, 1, new_size);
         self.written += 1;
@@ -348,18 +351,25 @@ impl Store<'_> {
             path: String::from(path),
             perms,
             generation: g,
-            old_perms: Some(old),
+            old_perms: Some(old.to_vec()),
             exact: false,
         });
         Ok(())
     }
 }
 
-/// Marks non-owner entries naming domains younger than the node (or gone) as IGNORE.
-fn mark_stale(domains: &BTreeMap<u32, Domain>, perms: &mut [Perm], node_gen: u64) {
-    for p in perms.iter_mut().skip(1) {
-        if !entry_valid(domains, p, node_gen) {
+/// Marks non-owner entries naming domains younger than the node (or gone) as IGNORE,
+/// copying the (shared) list only if one needs it.
+fn mark_stale(domains: &BTreeMap<u32, Domain>, perms: &mut Perms, node_gen: u64) {
+    let stale = |p: &Perm| p.bits & IGNORE == 0 && !entry_valid(domains, p, node_gen);
+    if !perms.iter().skip(1).any(stale) {
+        return;
+    }
+    let mut v = perms.to_vec();
+    for p in v.iter_mut().skip(1) {
+        if stale(p) {
             p.bits |= IGNORE;
         }
     }
+    *perms = Perms::from(v);
 }

@@ -4,61 +4,262 @@
 //! path to the change that are still shared (`Rc::make_mut`). Children keep their creation
 //! order (as C xenstored lists them) through a per-parent sequence number. All walks are
 //! iterative, including `Drop`, so a guest-built 1000-level chain cannot exhaust the stack.
+//!
+//! Nodes are kept small, as a store holds many: short names and values are stored inline,
+//! permission lists are shared with the parent they were inherited from, a node without
+//! children pays one pointer for its (absent) child map, and small directories keep their
+//! children in a sorted list rather than a B-tree map.
 
 use crate::path::components;
-use crate::perms::Perm;
+use crate::perms::Perms;
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::borrow::Borrow;
+use core::cmp::Ordering;
 use core::mem;
+use core::ops::Deref;
+
+/// Longest byte string a [`Bytes`] keeps inline (it is then 24 bytes, like a `Vec`).
+const INLINE: usize = 22;
+
+/// A byte string, inline when short (most xenstore names and values), else on the heap.
+#[derive(Clone)]
+pub struct Bytes(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline(u8, [u8; INLINE]),
+    Heap(Box<[u8]>),
+}
+
+impl From<&[u8]> for Bytes {
+    fn from(b: &[u8]) -> Bytes {
+        let mut buf = [0; INLINE];
+        match (buf.get_mut(..b.len()), u8::try_from(b.len())) {
+            (Some(dst), Ok(len)) => {
+                dst.copy_from_slice(b);
+                Bytes(Repr::Inline(len, buf))
+            }
+            _ => Bytes(Repr::Heap(b.into())),
+        }
+    }
+}
+
+impl From<Vec<u8>> for Bytes {
+    fn from(v: Vec<u8>) -> Bytes {
+        if v.len() <= INLINE {
+            Bytes::from(v.as_slice())
+        } else {
+            Bytes(Repr::Heap(v.into_boxed_slice()))
+        }
+    }
+}
+
+impl Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline(len, buf) => buf.get(..usize::from(*len)).unwrap_or_default(),
+            Repr::Heap(b) => b,
+        }
+    }
+}
+
+impl Borrow<[u8]> for Bytes {
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq for Bytes {
+    fn eq(&self, other: &Bytes) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Bytes {}
+
+impl PartialOrd for Bytes {
+    fn partial_cmp(&self, other: &Bytes) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Bytes {
+    fn cmp(&self, other: &Bytes) -> Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+/// A child name as text (names are made from `&str`, so they are always UTF-8).
+fn text(name: &[u8]) -> &str {
+    core::str::from_utf8(name).unwrap_or_default()
+}
 
 /// One node: value, permissions, generation (changes whenever the node or its child list
 /// changes) and children.
-#[derive(Clone)]
 pub struct Node {
     /// The value bytes.
-    pub value: Vec<u8>,
+    pub value: Bytes,
     /// The permission list (entry 0 = owner).
-    pub perms: Vec<Perm>,
+    pub perms: Perms,
     /// Generation stamp of the last change of this node.
     pub generation: u64,
-    children: BTreeMap<String, Child>,
+    /// Creation order among its siblings.
+    seq: u64,
+    /// The children, absent while there are none.
+    dir: Option<Box<Dir>>,
+}
+
+/// The children of a node, by name, with their creation-order bookkeeping.
+#[derive(Clone)]
+struct Dir {
+    children: Children,
     next_seq: u64,
     child_bytes: usize,
 }
 
+/// Most children a sorted list holds: beyond, a B-tree map keeps insertion and removal
+/// logarithmic.
+const LIST_MAX: usize = 256;
+
+/// A node's children by name.
 #[derive(Clone)]
-struct Child {
-    seq: u64,
-    node: Rc<Node>,
+enum Children {
+    /// Sorted by name: compact, for the common small directory.
+    List(Vec<(Bytes, Rc<Node>)>),
+    /// Once a directory has had more than [`LIST_MAX`] children.
+    Map(BTreeMap<Bytes, Rc<Node>>),
+}
+
+impl Children {
+    fn position(list: &[(Bytes, Rc<Node>)], name: &[u8]) -> Result<usize, usize> {
+        list.binary_search_by(|e| (*e.0).cmp(name))
+    }
+
+    fn get(&self, name: &[u8]) -> Option<&Rc<Node>> {
+        match self {
+            Children::List(v) => v.get(Self::position(v, name).ok()?).map(|e| &e.1),
+            Children::Map(m) => m.get(name),
+        }
+    }
+
+    fn get_mut(&mut self, name: &[u8]) -> Option<&mut Rc<Node>> {
+        match self {
+            Children::List(v) => {
+                let i = Self::position(v, name).ok()?;
+                v.get_mut(i).map(|e| &mut e.1)
+            }
+            Children::Map(m) => m.get_mut(name),
+        }
+    }
+
+    /// Adds (or replaces) a child.
+    fn insert(&mut self, name: Bytes, node: Rc<Node>) {
+        match self {
+            Children::List(v) if v.len() < LIST_MAX => match Self::position(v, &name) {
+                Ok(i) => {
+                    if let Some(e) = v.get_mut(i) {
+                        e.1 = node;
+                    }
+                }
+                Err(i) => v.insert(i, (name, node)),
+            },
+            Children::List(v) => {
+                let mut m: BTreeMap<Bytes, Rc<Node>> = mem::take(v).into_iter().collect();
+                m.insert(name, node);
+                *self = Children::Map(m);
+            }
+            Children::Map(m) => {
+                m.insert(name, node);
+            }
+        }
+    }
+
+    fn remove(&mut self, name: &[u8]) -> Option<Rc<Node>> {
+        match self {
+            Children::List(v) => {
+                let i = Self::position(v, name).ok()?;
+                Some(v.remove(i).1)
+            }
+            Children::Map(m) => m.remove(name),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Children::List(v) => v.is_empty(),
+            Children::Map(m) => m.is_empty(),
+        }
+    }
+
+    /// Name and node of each child, in name order.
+    fn iter(&self) -> impl Iterator<Item = (&Bytes, &Rc<Node>)> {
+        let (list, map) = match self {
+            Children::List(v) => (v.as_slice(), None),
+            Children::Map(m) => (&[][..], Some(m)),
+        };
+        list.iter()
+            .map(|(k, c)| (k, c))
+            .chain(map.into_iter().flatten())
+    }
+
+    fn into_nodes(self) -> impl Iterator<Item = Rc<Node>> {
+        let (list, map) = match self {
+            Children::List(v) => (v, BTreeMap::new()),
+            Children::Map(m) => (Vec::new(), m),
+        };
+        list.into_iter().map(|e| e.1).chain(map.into_values())
+    }
+}
+
+impl Clone for Node {
+    fn clone(&self) -> Node {
+        Node {
+            value: self.value.clone(),
+            perms: self.perms.share(),
+            generation: self.generation,
+            seq: self.seq,
+            dir: self.dir.clone(),
+        }
+    }
 }
 
 impl Node {
     /// A node without children.
-    pub fn new(value: Vec<u8>, perms: Vec<Perm>, generation: u64) -> Node {
+    pub fn new(value: Vec<u8>, perms: impl Into<Perms>, generation: u64) -> Node {
         Node {
-            value,
-            perms,
+            value: Bytes::from(value),
+            perms: perms.into(),
             generation,
-            children: BTreeMap::new(),
-            next_seq: 0,
-            child_bytes: 0,
+            seq: 0,
+            dir: None,
         }
+    }
+
+    /// The children: name and node, in name order.
+    fn children(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.dir
+            .iter()
+            .flat_map(|d| d.children.iter().map(|(k, c)| (&**k, &**c)))
     }
 
     /// The named child.
     pub fn child(&self, name: &str) -> Option<&Node> {
-        self.children.get(name).map(|c| &*c.node)
+        self.dir
+            .as_ref()?
+            .children
+            .get(name.as_bytes())
+            .map(|c| &**c)
     }
 
     /// Child names in creation order.
     pub fn child_names(&self) -> Vec<&str> {
-        let mut v: Vec<(u64, &str)> = self
-            .children
-            .iter()
-            .map(|(k, c)| (c.seq, k.as_str()))
-            .collect();
+        let mut v: Vec<(u64, &str)> = self.children().map(|(k, c)| (c.seq, text(k))).collect();
         v.sort_unstable_by_key(|e| e.0);
         v.into_iter().map(|e| e.1).collect()
     }
@@ -66,7 +267,8 @@ impl Node {
     /// Size of C xenstored's record for this node (header 24, 8 per permission, value,
     /// NUL-terminated child names); the `node-size` quota applies to it.
     pub fn record_size(&self) -> usize {
-        24 + 8 * self.perms.len() + self.value.len() + self.child_bytes
+        let child_bytes = self.dir.as_ref().map_or(0, |d| d.child_bytes);
+        24 + 8 * self.perms.len() + self.value.len() + child_bytes
     }
 
     /// The owner (entry 0).
@@ -74,27 +276,41 @@ impl Node {
         self.perms.first().map_or(0, |p| p.domid)
     }
 
-    fn add_child(&mut self, name: &str, node: Rc<Node>) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.child_bytes += name.len() + 1;
-        self.children
-            .insert(String::from(name), Child { seq, node });
+    fn add_child(&mut self, name: &str, mut node: Node) {
+        let dir = self.dir.get_or_insert_with(|| {
+            Box::new(Dir {
+                children: Children::List(Vec::new()),
+                next_seq: 0,
+                child_bytes: 0,
+            })
+        });
+        node.seq = dir.next_seq;
+        dir.next_seq += 1;
+        dir.child_bytes += name.len() + 1;
+        dir.children
+            .insert(Bytes::from(name.as_bytes()), Rc::new(node));
+    }
+
+    fn remove_child(&mut self, name: &str) -> Option<Rc<Node>> {
+        let dir = self.dir.as_mut()?;
+        let child = dir.children.remove(name.as_bytes())?;
+        dir.child_bytes -= name.len() + 1;
+        if dir.children.is_empty() {
+            self.dir = None;
+        }
+        Some(child)
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        if self.children.is_empty() {
-            return;
-        }
-        let mut stack: Vec<Rc<Node>> = mem::take(&mut self.children)
-            .into_values()
-            .map(|c| c.node)
-            .collect();
+        let Some(dir) = self.dir.take() else { return };
+        let mut stack: Vec<Rc<Node>> = dir.children.into_nodes().collect();
         while let Some(rc) = stack.pop() {
             if let Ok(mut node) = Rc::try_unwrap(rc) {
-                stack.extend(mem::take(&mut node.children).into_values().map(|c| c.node));
+                if let Some(d) = node.dir.take() {
+                    stack.extend(d.children.into_nodes());
+                }
             }
         }
     }
@@ -165,7 +381,7 @@ impl Tree {
         self.get(path)?;
         let mut cur: &mut Node = Rc::make_mut(&mut self.root);
         for c in components(path) {
-            cur = Rc::make_mut(&mut cur.children.get_mut(c)?.node);
+            cur = Rc::make_mut(cur.dir.as_mut()?.children.get_mut(c.as_bytes())?);
         }
         Some(cur)
     }
@@ -175,7 +391,7 @@ impl Tree {
     pub fn attach(&mut self, parent: &str, name: &str, node: Node, generation: u64) -> bool {
         match self.get_mut(parent) {
             Some(p) => {
-                p.add_child(name, Rc::new(node));
+                p.add_child(name, node);
                 p.generation = generation;
                 true
             }
@@ -188,20 +404,20 @@ impl Tree {
         let name = path.rsplit('/').next().filter(|n| !n.is_empty())?;
         let parent = crate::path::parent(path);
         let p = self.get_mut(parent)?;
-        let child = p.children.remove(name)?;
-        p.child_bytes -= name.len() + 1;
+        let child = p.remove_child(name)?;
         p.generation = generation;
-        Some(child.node)
+        Some(child)
     }
 }
 
 /// Builds a chain of new nodes for `names` (top first), each with `perms` and an empty value
 /// except the last, which gets `value`. Iterative; returns the top node.
-pub fn chain(names: &[&str], perms: &[Perm], value: Vec<u8>, generation: u64) -> Node {
-    let mut node = Node::new(value, perms.to_vec(), generation);
+pub fn chain(names: &[&str], perms: impl Into<Perms>, value: Vec<u8>, generation: u64) -> Node {
+    let perms = perms.into();
+    let mut node = Node::new(value, perms.share(), generation);
     for name in names.iter().skip(1).rev() {
-        let mut parent = Node::new(Vec::new(), perms.to_vec(), generation);
-        parent.add_child(name, Rc::new(node));
+        let mut parent = Node::new(Vec::new(), perms.share(), generation);
+        parent.add_child(name, node);
         node = parent;
     }
     node
@@ -213,11 +429,8 @@ pub fn walk(node: &Node, path: &str, mut f: impl FnMut(&str, &Node)) {
     let mut stack: Vec<(String, &Node)> = alloc::vec![(String::from(path), node)];
     while let Some((p, n)) = stack.pop() {
         f(&p, n);
-        let mut kids: Vec<(u64, &str, &Node)> = n
-            .children
-            .iter()
-            .map(|(k, c)| (c.seq, k.as_str(), &*c.node))
-            .collect();
+        let mut kids: Vec<(u64, &str, &Node)> =
+            n.children().map(|(k, c)| (c.seq, text(k), c)).collect();
         kids.sort_unstable_by_key(|k| core::cmp::Reverse(k.0));
         for (_, name, c) in kids {
             let mut cp = String::with_capacity(p.len() + 1 + name.len());
@@ -241,11 +454,8 @@ pub fn walk_post(node: &Node, path: &str, mut f: impl FnMut(&str, &Node)) {
             f(&p, n);
             continue;
         }
-        let mut kids: Vec<(u64, &str, &Node)> = n
-            .children
-            .iter()
-            .map(|(k, c)| (c.seq, k.as_str(), &*c.node))
-            .collect();
+        let mut kids: Vec<(u64, &str, &Node)> =
+            n.children().map(|(k, c)| (c.seq, text(k), c)).collect();
         kids.sort_unstable_by_key(|k| core::cmp::Reverse(k.0));
         let base = p.clone();
         stack.push((p, n, true));
@@ -261,14 +471,14 @@ pub fn walk_post(node: &Node, path: &str, mut f: impl FnMut(&str, &Node)) {
     }
 }
 
-/// Checks the internal consistency of a tree (child byte counts, permission lists,
-/// generations not beyond `max_gen`); returns the node count per owner.
+/// Checks the internal consistency of a tree (child names, their order and byte counts,
+/// permission lists, generations not beyond `max_gen`); returns the node count per owner.
 pub fn check(tree: &Tree, max_gen: u64) -> Result<BTreeMap<u32, usize>, &'static str> {
     let mut owners: BTreeMap<u32, usize> = BTreeMap::new();
     let mut err = None;
     walk(tree.root(), "/", |_, n| {
-        let bytes: usize = n.children.keys().map(|k| k.len() + 1).sum();
-        if bytes != n.child_bytes {
+        let bytes: usize = n.children().map(|(k, _)| k.len() + 1).sum();
+        if bytes != n.dir.as_ref().map_or(0, |d| d.child_bytes) {
             err = Some("child name bytes out of step");
         }
         if n.perms.is_empty() {
@@ -277,10 +487,22 @@ pub fn check(tree: &Tree, max_gen: u64) -> Result<BTreeMap<u32, usize>, &'static
         if n.generation > max_gen {
             err = Some("generation from the future");
         }
-        if n.children.keys().any(|k| k.is_empty() || k.contains('/')) {
+        if n.dir.as_ref().is_some_and(|d| d.children.is_empty()) {
+            err = Some("empty child list kept");
+        }
+        if n.children()
+            .any(|(k, _)| k.is_empty() || k.contains(&b'/') || core::str::from_utf8(k).is_err())
+        {
             err = Some("bad child name");
         }
-        if n.children.values().any(|c| c.seq >= n.next_seq) {
+        if n.children()
+            .zip(n.children().skip(1))
+            .any(|(a, b)| a.0 >= b.0)
+        {
+            err = Some("child names out of order");
+        }
+        let next_seq = n.dir.as_ref().map_or(0, |d| d.next_seq);
+        if n.children().any(|(_, c)| c.seq >= next_seq) {
             err = Some("child sequence out of step");
         }
         *owners.entry(n.owner()).or_insert(0) += 1;
@@ -294,6 +516,7 @@ pub fn check(tree: &Tree, max_gen: u64) -> Result<BTreeMap<u32, usize>, &'static
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::perms::Perm;
 
     fn p0() -> Vec<Perm> {
         alloc::vec![Perm { domid: 0, bits: 0 }]
@@ -302,15 +525,68 @@ mod tests {
     #[test]
     fn snapshot_is_isolated() {
         let mut t = Tree::new(Node::new(Vec::new(), p0(), 0));
-        assert!(t.attach("/", "a", chain(&["a", "b"], &p0(), b"x".to_vec(), 1), 1));
+        assert!(t.attach("/", "a", chain(&["a", "b"], p0(), b"x".to_vec(), 1), 1));
         let snap = t.clone();
-        t.get_mut("/a/b").unwrap().value = b"y".to_vec();
-        assert_eq!(snap.get("/a/b").unwrap().value, b"x");
-        assert_eq!(t.get("/a/b").unwrap().value, b"y");
+        t.get_mut("/a/b").unwrap().value = Bytes::from(&b"y"[..]);
+        assert_eq!(&*snap.get("/a/b").unwrap().value, b"x");
+        assert_eq!(&*t.get("/a/b").unwrap().value, b"y");
         assert!(t.detach("/a", 2).is_some());
         assert!(t.get("/a").is_none());
         assert!(snap.get("/a/b").is_some());
         assert_eq!(t.root().generation, 2);
+        assert!(t.detach("/tool", 3).is_none());
+        assert_eq!(check(&t, 2), Ok(BTreeMap::from([(0, 1)])));
+    }
+
+    #[test]
+    fn large_directory_becomes_a_map() {
+        let mut t = Tree::new(Node::new(Vec::new(), p0(), 0));
+        let names: Vec<String> = (0..LIST_MAX + 10)
+            .rev()
+            .map(|i| alloc::format!("c{i}"))
+            .collect();
+        for n in &names {
+            assert!(t.attach("/", n, Node::new(n.as_bytes().to_vec(), p0(), 1), 1));
+        }
+        let children = |t: &Tree| t.root().dir.as_ref().map(|d| d.children.clone());
+        assert!(matches!(children(&t), Some(Children::Map(_))));
+        assert_eq!(t.root().child_names(), names);
+        let snap = t.clone();
+        for n in &names {
+            let path = alloc::format!("/{n}");
+            assert_eq!(&*t.get(&path).unwrap().value, n.as_bytes());
+            t.get_mut(&path).unwrap().value = Bytes::from(&b"new"[..]);
+            assert_eq!(&*snap.get(&path).unwrap().value, n.as_bytes());
+        }
+        assert_eq!(check(&t, 1).unwrap()[&0], 1 + names.len());
+        for n in &names {
+            assert!(t.detach(&alloc::format!("/{n}"), 2).is_some());
+        }
+        assert!(children(&t).is_none());
+        assert_eq!(snap.root().child_names().len(), names.len());
+    }
+
+    #[test]
+    fn bytes_inline_and_heap() {
+        let long: Vec<u8> = (0..=INLINE as u8).collect();
+        for v in [&b""[..], b"a", &long[..INLINE], &long] {
+            assert_eq!(&*Bytes::from(v), v);
+            assert_eq!(&*Bytes::from(v.to_vec()), v);
+        }
+        assert!(matches!(Bytes::from(&long[..INLINE]).0, Repr::Inline(..)));
+        assert!(matches!(Bytes::from(long.clone()).0, Repr::Heap(_)));
+        assert!(Bytes::from(&long[..]) > Bytes::from(&long[..INLINE]));
+        assert!(Bytes::from(&b"b"[..]) > Bytes::from(long));
+    }
+
+    #[test]
+    fn chain_shares_permissions() {
+        let top = chain(&["a", "b", "c"], p0(), b"v".to_vec(), 1);
+        let b = top.child("b").unwrap();
+        assert_eq!(b.perms, p0());
+        assert!(core::ptr::eq(&**top.perms, &**b.child("c").unwrap().perms));
+        assert_eq!(top.record_size(), 24 + 8 + 2);
+        assert_eq!(b.child("c").unwrap().record_size(), 24 + 8 + 1);
     }
 
     #[test]
@@ -320,9 +596,12 @@ mod tests {
             t.attach("/", n, Node::new(Vec::new(), p0(), 1), 1);
         }
         assert_eq!(t.root().child_names(), ["z", "a", "m"]);
+        assert!(t.detach("/a", 1).is_some());
+        t.attach("/", "a", Node::new(Vec::new(), p0(), 1), 1);
+        assert_eq!(t.root().child_names(), ["z", "m", "a"]);
         let names: Vec<String> = (0..100_000).map(|i| alloc::format!("n{i}")).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        t.attach("/", "deep", chain(&refs, &p0(), Vec::new(), 2), 2);
+        t.attach("/", "deep", chain(&refs, p0(), Vec::new(), 2), 2);
         assert_eq!(check(&t, 2).unwrap()[&0], 4 + 100_000);
         drop(t);
     }

@@ -6,7 +6,7 @@ use xenstore_engine::{quota, Config};
 /// `ferrostored --help`.
 pub const HELP: &str = "\
 usage: ferrostored [--socket PATH] [--pid-file FILE] [--domain-socket-dir DIR]
-                   [--quota NAME=N]... [--priv-domid N]
+                   [--quota NAME=N]... [--global-memory BYTES] [--priv-domid N]
 
 Serves the xenstore protocol on a unix socket, in the foreground. Ready once the socket
 exists; SIGTERM/SIGINT exit 0 and remove the socket.
@@ -26,6 +26,9 @@ exists; SIGTERM/SIGINT exit 0 and remove the socket.
   --quota NAME=N           set a global quota; NAME is one of nodes, node-size, watches,
                            transactions, permissions, path-max, outstanding,
                            transaction-nodes, memory (0 = unlimited)
+  --global-memory BYTES    refuse growth from unprivileged domains (ENOMEM) once all
+                           domains together are charged this many bytes (node records,
+                           queued output, open transactions; default 0 = unlimited)
   --priv-domid N           treat domain N as privileged too
   -h, --help               this text
 ";
@@ -64,6 +67,11 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
                 let v = val("--priv-domid")?;
                 o.config.priv_domid = Some(v.parse().map_err(|_| format!("bad --priv-domid {v}"))?);
             }
+            "--global-memory" => {
+                let v = val("--global-memory")?;
+                o.config.global_memory =
+                    v.parse().map_err(|_| format!("bad --global-memory {v}"))?;
+            }
             "--quota" => {
                 let v = val("--quota")?;
                 let (name, n) = v
@@ -100,12 +108,19 @@ mod tests {
             "nodes=7",
             "--priv-domid",
             "3",
+            "--global-memory",
+            "4194304",
         ]) else {
             panic!("parse failed")
         };
         assert_eq!(o.socket, PathBuf::from("/tmp/x"));
         assert_eq!(o.config.quotas.nodes, 7);
         assert_eq!(o.config.priv_domid, Some(3));
+        assert_eq!(o.config.global_memory, 4 << 20);
+        assert_eq!(
+            run(&["--global-memory", "4M"]).err().unwrap(),
+            "bad --global-memory 4M"
+        );
         assert_eq!(run(&["--quota", "bogus=1"]).err().unwrap(), "unknown quota bogus; known: nodes, node-size, watches, transactions, permissions, path-max, outstanding, transaction-nodes, memory");
         assert_eq!(run(&["--frob"]).err().unwrap(), "unknown option --frob");
         assert!(matches!(run(&["--help"]), Ok(Parsed::Help)));

@@ -1,6 +1,7 @@
 //! Unit tests of the engine with exact replies: a harness that speaks the wire protocol.
 
 mod domains;
+mod memory;
 mod protocol;
 mod random;
 mod ring;
@@ -24,6 +25,8 @@ pub struct TestPlatform {
     pub log: Rc<RefCell<Vec<String>>>,
     /// Appended to CONTROL `memreport`.
     pub mem: Rc<RefCell<String>>,
+    /// What `Platform::memory_low` answers.
+    pub low: Rc<Cell<bool>>,
 }
 
 impl Platform for TestPlatform {
@@ -48,6 +51,9 @@ impl Platform for TestPlatform {
     }
     fn memreport(&mut self, report: &mut String) {
         report.push_str(&self.mem.borrow());
+    }
+    fn memory_low(&self) -> bool {
+        self.low.get()
     }
 }
 
@@ -187,6 +193,21 @@ impl H {
         let mut pl = z(&[p.as_bytes()]);
         pl.extend_from_slice(v);
         self.call(c, ty::WRITE, 0, &pl)
+    }
+
+    /// Gives `domid` its home `/local/domain/<domid>`, owned by it (from dom0's `c`).
+    pub fn home(&mut self, c: ConnId, domid: u32) {
+        let p = alloc::format!("/local/domain/{domid}");
+        assert_eq!(self.write(c, &p, b""), ok());
+        let owner = alloc::format!("n{domid}");
+        assert_eq!(self.args(c, ty::SET_PERMS, &[&p, &owner]), ok());
+    }
+
+    /// Starts a transaction on `c`; returns its id.
+    pub fn tx_start(&mut self, c: ConnId) -> u32 {
+        let r = self.call(c, ty::TRANSACTION_START, 0, b"\0").unwrap();
+        let s = core::str::from_utf8(r.strip_suffix(b"\0").unwrap()).unwrap();
+        s.parse().unwrap()
     }
 
     pub fn one(&mut self, c: ConnId, t: u32, arg: &str) -> Result<Vec<u8>, String> {

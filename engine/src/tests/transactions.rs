@@ -3,19 +3,13 @@
 
 use super::*;
 
-fn start(h: &mut H, c: ConnId) -> u32 {
-    let r = h.call(c, ty::TRANSACTION_START, 0, b"\0").unwrap();
-    let s = core::str::from_utf8(r.strip_suffix(b"\0").unwrap()).unwrap();
-    s.parse().unwrap()
-}
-
 #[test]
 fn changes_before_the_first_access_are_no_conflict() {
     let mut h = H::new();
     let c = h.dom0();
     let o = h.dom0();
     assert_eq!(h.write(c, "/f/v", b"old"), ok());
-    let t = start(&mut h, c);
+    let t = h.tx_start(c);
     // Outside, after the start but before the transaction looks: a write and a creation.
     assert_eq!(h.write(o, "/f/v", b"new"), ok());
     assert_eq!(h.write(o, "/f/n", b"created"), ok());
@@ -25,7 +19,7 @@ fn changes_before_the_first_access_are_no_conflict() {
     assert_eq!(h.call(c, ty::TRANSACTION_END, t, b"T\0"), ok());
     assert_eq!(h.read(c, "/f/out"), Ok(b"x".to_vec()));
     // The transaction's own writes survive the rebuild of its view.
-    let t = start(&mut h, c);
+    let t = h.tx_start(c);
     assert_eq!(h.call(c, ty::WRITE, t, b"/f/v\0mine"), ok());
     assert_eq!(h.write(o, "/f/other", b"1"), ok());
     assert_eq!(h.call(c, ty::READ, t, b"/f/v\0"), Ok(b"mine".to_vec()));
@@ -42,24 +36,24 @@ fn changes_after_the_first_access_conflict() {
     let o = h.dom0();
     assert_eq!(h.write(c, "/g/v", b"1"), ok());
     // Read, then changed outside.
-    let t = start(&mut h, c);
+    let t = h.tx_start(c);
     assert_eq!(h.call(c, ty::READ, t, b"/g/v\0"), Ok(b"1".to_vec()));
     assert_eq!(h.write(o, "/g/v", b"2"), ok());
     assert_eq!(h.call(c, ty::READ, t, b"/g/v\0"), Ok(b"1".to_vec()));
     assert_eq!(h.call(c, ty::TRANSACTION_END, t, b"T\0"), err("EAGAIN"));
     // Found absent, then created outside.
-    let t = start(&mut h, c);
+    let t = h.tx_start(c);
     assert_eq!(h.call(c, ty::READ, t, b"/g/none\0"), err("ENOENT"));
     assert_eq!(h.write(o, "/g/none", b""), ok());
     assert_eq!(h.call(c, ty::TRANSACTION_END, t, b"T\0"), err("EAGAIN"));
     // Written (C reads a node before writing it), then written outside.
-    let t = start(&mut h, c);
+    let t = h.tx_start(c);
     assert_eq!(h.call(c, ty::WRITE, t, b"/g/v\0t"), ok());
     assert_eq!(h.write(o, "/g/v", b"o"), ok());
     assert_eq!(h.call(c, ty::TRANSACTION_END, t, b"T\0"), err("EAGAIN"));
     assert_eq!(h.read(c, "/g/v"), Ok(b"o".to_vec()));
     // Listed, then a child added outside.
-    let t = start(&mut h, c);
+    let t = h.tx_start(c);
     assert_eq!(
         h.call(c, ty::DIRECTORY, t, b"/g\0"),
         Ok(b"v\0none\0".to_vec())
@@ -77,19 +71,19 @@ fn creating_nodes_conflicts_on_missing_parents_and_changed_permissions() {
     assert_eq!(h.write(c, "/d", b""), ok());
     assert_eq!(h.args(c, ty::SET_PERMS, &["/d", "n0", "w5"]), ok());
     // A sibling created outside is no conflict.
-    let t = start(&mut h, g);
+    let t = h.tx_start(g);
     assert_eq!(h.call(g, ty::WRITE, t, b"/d/mine\0m"), ok());
     assert_eq!(h.write(c, "/d/theirs", b""), ok());
     assert_eq!(h.call(g, ty::TRANSACTION_END, t, b"T\0"), ok());
     assert_eq!(h.one(c, ty::GET_PERMS, "/d/mine"), Ok(b"n5\0w5\0".to_vec()));
     // The parent's permissions change: the guest may no longer create there.
-    let t = start(&mut h, g);
+    let t = h.tx_start(g);
     assert_eq!(h.call(g, ty::WRITE, t, b"/d/late\0l"), ok());
     assert_eq!(h.args(c, ty::SET_PERMS, &["/d", "n0"]), ok());
     assert_eq!(h.call(g, ty::TRANSACTION_END, t, b"T\0"), err("EAGAIN"));
     assert_eq!(h.read(c, "/d/late"), err("ENOENT"));
     // A missing intermediate node is created outside.
-    let t = start(&mut h, c);
+    let t = h.tx_start(c);
     assert_eq!(h.call(c, ty::WRITE, t, b"/d/a/b/c\0x"), ok());
     assert_eq!(h.write(c, "/d/a", b"outside"), ok());
     assert_eq!(h.call(c, ty::TRANSACTION_END, t, b"T\0"), err("EAGAIN"));
@@ -105,7 +99,7 @@ fn rewriting_one_node_in_a_transaction_commits_the_last_value() {
     assert_eq!(h.write(c, "/r", b""), ok());
     assert_eq!(h.args(w, ty::WATCH, &["/r", "w"]), ok());
     assert_eq!(h.events(w), ["/r|w|"]);
-    let t = start(&mut h, c);
+    let t = h.tx_start(c);
     for i in 0..1000 {
         let pl = alloc::format!("/r/n\0{i}");
         assert_eq!(h.call(c, ty::WRITE, t, pl.as_bytes()), ok());

@@ -7,19 +7,13 @@ use crate::ring::{self, RingPage};
 use alloc::format;
 use alloc::vec;
 
-fn home(h: &mut H, c: ConnId, domid: u32) {
-    let p = format!("/local/domain/{domid}");
-    assert_eq!(h.write(c, &p, b""), ok());
-    assert_eq!(h.args(c, ty::SET_PERMS, &[&p, &format!("n{domid}")]), ok());
-}
-
 #[test]
 fn xsa233_guest_and_its_stub_die_together() {
     let mut h = H::new();
     let c = h.dom0();
     let g5 = h.guest(5);
     let _g6 = h.guest(6);
-    home(&mut h, c, 5);
+    h.home(c, 5);
     assert_eq!(h.args(c, ty::SET_TARGET, &["6", "5"]), ok());
     assert_eq!(h.write(g5, "x", b""), ok());
     h.e.domain_gone(5);
@@ -34,7 +28,7 @@ fn xsa272_default_node_quota_is_enforced() {
     let mut h = H::new();
     let c = h.dom0();
     let g = h.guest(5);
-    home(&mut h, c, 5);
+    h.home(c, 5);
     // Spread over 10 directories: a parent's record (its child names) is limited too.
     for i in 0..989 {
         assert_eq!(
@@ -72,7 +66,7 @@ fn xsa330_reset_watches_really_drops_them() {
     let mut h = H::new();
     let c = h.dom0();
     let g = h.guest(5);
-    home(&mut h, c, 5);
+    h.home(c, 5);
     for round in 0..3 {
         for i in 0..129 {
             assert_eq!(
@@ -92,7 +86,7 @@ fn xsa326_unread_events_stay_bounded() {
     let mut h = H::new();
     let c = h.dom0();
     let g = h.guest(5);
-    home(&mut h, c, 5);
+    h.home(c, 5);
     assert_eq!(
         h.args(c, ty::SET_PERMS, &["/local/domain/5", "n5", "r0"]),
         ok()
@@ -129,14 +123,14 @@ fn xsa483_reused_domid_gets_a_fresh_quota() {
     let mut h = H::new();
     let c = h.dom0();
     let g = h.guest(5);
-    home(&mut h, c, 5);
+    h.home(c, 5);
     assert_eq!(h.args(c, ty::SET_QUOTA, &["5", "nodes", "3"]), ok());
     assert_eq!(h.write(g, "a", b""), ok());
     assert_eq!(h.write(g, "b", b""), ok());
     assert_eq!(h.write(g, "c", b""), err("ENOSPC"));
     h.e.domain_gone(5);
     let g = h.guest(5);
-    home(&mut h, c, 5);
+    h.home(c, 5);
     assert_eq!(
         h.args(c, ty::GET_QUOTA, &["5", "nodes"]),
         Ok(b"1000\0".to_vec())

@@ -1,0 +1,278 @@
+//! The memory bounds: data held by open transactions is charged to the domain's `memory`
+//! quota (XSA-326), and `Config::global_memory` bounds what all domains together hold.
+
+use super::*;
+use alloc::format;
+use alloc::vec;
+
+fn write_in(h: &mut H, c: ConnId, tx: u32, p: &str, v: &[u8]) -> Result<Vec<u8>, String> {
+    let mut pl = z(&[p.as_bytes()]);
+    pl.extend_from_slice(v);
+    h.call(c, ty::WRITE, tx, &pl)
+}
+
+/// The largest value a guest may write into a new node with one permission entry (record
+/// 24 + 8 + value must stay below `node-size` 2048).
+const MAX_VALUE: usize = 2015;
+
+#[test]
+fn xsa326_open_transactions_are_charged_to_the_memory_quota() {
+    let mut h = H::new();
+    let c = h.dom0();
+    let g = h.guest(5);
+    h.home(c, 5);
+    let value = vec![b'v'; MAX_VALUE];
+    let txs: Vec<u32> = (0..10).map(|_| h.tx_start(g)).collect();
+    // Round robin over the 10 transactions, max-size values, until each one is refused
+    // (spread over directories: a parent's record, its child names, is limited too).
+    let mut errors: Vec<Option<String>> = vec![None; txs.len()];
+    let mut written = 0usize;
+    for i in 0..1024 {
+        for (t, &tx) in txs.iter().enumerate() {
+            if errors[t].is_some() {
+                continue;
+            }
+            match write_in(&mut h, g, tx, &format!("t{t}/d{}/n{i}", i % 16), &value) {
+                Ok(_) => written += value.len(),
+                Err(e) => errors[t] = Some(e),
+            }
+        }
+    }
+    let quota = 2560 * 1024;
+    assert_eq!(
+        errors,
+        vec![Some(String::from("ENOMEM")); 10],
+        "{written} bytes written"
+    );
+    assert!(written <= quota, "{written} bytes held by transactions");
+    // Records (headers, permissions, paths) come on top of the values.
+    assert!(
+        written > quota / 100 * 96,
+        "{written} bytes held by transactions"
+    );
+    // Outside the transactions the quota is used up too.
+    assert_eq!(h.write(g, "outside", &value), err("ENOMEM"));
+    // Commit and abort give the transaction charge back.
+    assert_eq!(h.call(g, ty::TRANSACTION_END, txs[0], b"T\0"), ok());
+    for &tx in &txs[1..] {
+        assert_eq!(h.call(g, ty::TRANSACTION_END, tx, b"F\0"), ok());
+    }
+    assert_eq!(h.write(g, "outside", &value), ok());
+    assert_eq!(h.e.check(), Ok(()));
+}
+
+#[test]
+fn alternating_rewrites_in_a_transaction_are_bounded() {
+    let mut h = H::new();
+    let c = h.dom0();
+    let g = h.guest(5);
+    h.home(c, 5);
+    let value = vec![b'v'; MAX_VALUE];
+    let t = h.tx_start(g);
+    // Rewriting one node again and again keeps one logged value: never refused.
+    for _ in 0..2000 {
+        assert_eq!(write_in(&mut h, g, t, "same", &value), ok());
+    }
+    // Alternating two nodes logs every write; the log is charged and so bounded.
+    let mut refused = None;
+    for i in 0..2000 {
+        let p = if i % 2 == 0 { "a" } else { "b" };
+        if let Err(e) = write_in(&mut h, g, t, p, &value) {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    let (i, e) = refused.expect("alternating rewrites refused");
+    assert_eq!(e, "ENOMEM");
+    assert!((1200..1300).contains(&i), "refused after {i} writes");
+    // Reconnection drops the transaction and its charge.
+    h.e.reset_connection(g);
+    assert_eq!(h.write(g, "after", &value), ok());
+    assert_eq!(h.e.check(), Ok(()));
+}
+
+#[test]
+fn privileged_transactions_are_not_charged() {
+    let mut cfg = Config::default();
+    cfg.quotas.memory = 16 * 1024;
+    let mut h = H::with(cfg);
+    let c = h.dom0();
+    let g = h.guest(5);
+    h.home(c, 5);
+    let value = vec![b'v'; MAX_VALUE];
+    let t = h.tx_start(c);
+    for i in 0..20 {
+        assert_eq!(write_in(&mut h, c, t, &format!("/big/n{i}"), &value), ok());
+    }
+    let t = h.tx_start(g);
+    for i in 0..7 {
+        assert_eq!(write_in(&mut h, g, t, &format!("n{i}"), &value), ok());
+    }
+    assert_eq!(write_in(&mut h, g, t, "n7", &value), err("ENOMEM"));
+    // A refused request that is wrong anyway gets its own error, as in C.
+    assert_eq!(
+        write_in(&mut h, g, t, "/local/domain/0/x", &value),
+        err("EACCES")
+    );
+    assert_eq!(h.call(g, ty::TRANSACTION_END, t, b"T\0"), ok());
+    assert!(h.read(c, "/local/domain/5/n6") == Ok(value));
+    assert_eq!(h.e.check(), Ok(()));
+}
+
+fn memreport_total(h: &mut H, c: ConnId) -> (String, i64) {
+    let r = h.one(c, ty::CONTROL, "memreport").unwrap();
+    let text = String::from_utf8(r).unwrap();
+    let mut sum = 0;
+    let mut total = String::new();
+    for l in text.lines() {
+        if let Some(rest) = l.strip_prefix("domain ") {
+            let bytes = rest
+                .split(", ")
+                .nth(1)
+                .unwrap()
+                .strip_suffix(" bytes")
+                .unwrap();
+            sum += bytes.parse::<i64>().unwrap();
+        } else if l.starts_with("total: ") {
+            total = String::from(l);
+        }
+    }
+    (total, sum)
+}
+
+#[test]
+fn global_memory_bounds_all_domains_together() {
+    let cfg = Config {
+        global_memory: 64 * 1024,
+        ..Config::default()
+    };
+    let mut h = H::with(cfg);
+    let c = h.dom0();
+    let guests: Vec<ConnId> = (5..8).map(|d| h.guest(d)).collect();
+    for d in 5..8 {
+        h.home(c, d);
+    }
+    let value = vec![b'v'; 1000];
+    // Round robin: each domain stays far below its own 2.5 MiB quota.
+    let mut refused = 0;
+    let mut written = 0;
+    for i in 0..40 {
+        for &g in &guests {
+            match h.write(g, &format!("n{i}"), &value) {
+                Ok(_) => written += 1,
+                Err(e) => {
+                    assert_eq!(e, "ENOMEM");
+                    refused += 1;
+                }
+            }
+        }
+    }
+    assert!((55..64).contains(&written), "{written} writes accepted");
+    assert_eq!(refused, 120 - written);
+    let (line, sum) = memreport_total(&mut h, c);
+    assert_eq!(line, format!("total: {sum} bytes charged, limit 65536"));
+    assert!(
+        sum <= 64 * 1024 && sum > 64 * 1024 - 1100,
+        "{sum} bytes charged"
+    );
+    // Growth inside transactions is refused too; dom0 is never refused.
+    let t = h.tx_start(guests[0]);
+    assert_eq!(write_in(&mut h, guests[0], t, "tx", &value), err("ENOMEM"));
+    assert_eq!(h.call(guests[0], ty::TRANSACTION_END, t, b"F\0"), ok());
+    assert_eq!(h.write(c, "/dom0/big", &value), ok());
+    assert_eq!(h.write(guests[1], "more", &value), err("ENOMEM"));
+    // One domain frees memory: the others can write again.
+    for i in 0..10 {
+        assert_eq!(h.one(guests[2], ty::RM, &format!("n{i}")), ok());
+    }
+    assert_eq!(h.write(guests[1], "more", &value), ok());
+    assert_eq!(h.write(guests[0], "more", &value), ok());
+    // CONTROL changes the bound: 0 lifts it and drops the memreport line.
+    assert_eq!(
+        h.args(c, ty::CONTROL, &["quota", "set", "global-memory", "0"]),
+        ok()
+    );
+    assert_eq!(h.write(guests[1], "more2", &value), ok());
+    assert_eq!(memreport_total(&mut h, c).0, "");
+    assert_eq!(
+        h.args(c, ty::CONTROL, &["quota", "set", "global-memory", "x"]),
+        err("EINVAL")
+    );
+    assert_eq!(h.e.check(), Ok(()));
+}
+
+#[test]
+fn global_memory_drops_events_and_refuses_big_replies() {
+    let cfg = Config {
+        global_memory: 8 * 1024,
+        ..Config::default()
+    };
+    let mut h = H::with(cfg);
+    let c = h.dom0();
+    let g = h.guest(5);
+    h.home(c, 5);
+    assert_eq!(h.write(c, "/local/domain/5/v", &[b'x'; 3000]), ok());
+    assert_eq!(h.read(g, "v"), Ok(vec![b'x'; 3000]));
+    // dom0's records count too: now the total is over the bound.
+    assert_eq!(h.write(c, "/dom0/v", &[b'y'; 4000]), ok());
+    assert_eq!(h.write(c, "/dom0/w", &[b'y'; 4000]), ok());
+    assert_eq!(h.read(g, "v"), err("ENOMEM"));
+    assert_eq!(h.args(g, ty::WATCH, &["v", "t"]), ok());
+    assert_eq!(h.events(g), Vec::<String>::new());
+    assert_eq!(h.read(c, "/local/domain/5/v"), Ok(vec![b'x'; 3000]));
+}
+
+#[test]
+fn unread_output_counts_against_node_writes() {
+    let mut h = H::new();
+    let c = h.dom0();
+    let g = h.guest(5);
+    h.home(c, 5);
+    assert_eq!(h.write(c, "/m", b""), ok());
+    assert_eq!(h.args(c, ty::SET_PERMS, &["/m", "n0", "r5"]), ok());
+    assert_eq!(h.args(c, ty::SET_QUOTA, &["5", "memory", "1000"]), ok());
+    let token = "t".repeat(300);
+    assert_eq!(h.args(g, ty::WATCH, &["/m", &token]), ok());
+    assert_eq!(h.events(g).len(), 1);
+    // Two unread events of 16 + 5 + 301 bytes, and the home's record (32 bytes), leave
+    // less than the 334 bytes this write adds (record 24 + 8 + 300, name in the home).
+    assert_eq!(h.write(c, "/m/0", b""), ok());
+    assert_eq!(h.write(c, "/m/1", b""), ok());
+    let value = [b'v'; 300];
+    let mut req = z(&[b"n"]);
+    req.extend_from_slice(&value);
+    h.e.feed(g, &msg(ty::WRITE, 1, 0, &req)).unwrap();
+    let shown: Vec<(u32, String)> = h
+        .drain(g)
+        .iter()
+        .map(|m| (m.ty, show(&m.payload)))
+        .collect();
+    let ev = |p: &str| (ty::WATCH_EVENT, format!("{p}|{token}|"));
+    assert_eq!(
+        shown,
+        [ev("/m/0"), ev("/m/1"), (ty::ERROR, String::from("ENOMEM|"))]
+    );
+    // Once the events are taken the same write fits.
+    assert_eq!(h.write(g, "n", &value), ok());
+    assert_eq!(h.e.check(), Ok(()));
+}
+
+#[test]
+fn host_memory_low_refuses_unprivileged_growth_only() {
+    let mut h = H::new();
+    let c = h.dom0();
+    let g = h.guest(5);
+    h.home(c, 5);
+    assert_eq!(h.write(g, "a", b"1"), ok());
+    h.p.low.set(true);
+    // Growth from the guest is refused, in and out of transactions; reads still work.
+    assert_eq!(h.write(g, "b", b"2"), err("ENOMEM"));
+    let t = h.tx_start(g);
+    assert_eq!(write_in(&mut h, g, t, "c", b"3"), err("ENOMEM"));
+    assert_eq!(h.call(g, ty::TRANSACTION_END, t, b"F\0"), ok());
+    assert_eq!(h.one(g, ty::READ, "a"), Ok(b"1".to_vec()));
+    // dom0 is never refused.
+    assert_eq!(h.write(c, "/dom0/x", b"y"), ok());
+    h.p.low.set(false);
+    assert_eq!(h.write(g, "b", b"2"), ok());
+}
