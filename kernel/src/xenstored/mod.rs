@@ -52,6 +52,11 @@ mod service {
     const THROTTLE_POLL_NS: u64 = 20_000_000;
     /// Default per-domain memory quota: at most this fraction of the heap.
     const MEMORY_QUOTA_HEAP_DIVISOR: usize = 4;
+    /// Bytes charged to all guests together: at most this fraction of the heap.
+    const GLOBAL_MEMORY_HEAP_DIVISOR: usize = 2;
+    /// Guests' growth is refused while less than this fraction of the heap is free (the
+    /// charged bytes above leave out per-node bookkeeping, this bounds the real use).
+    const RESERVE_HEAP_DIVISOR: usize = 8;
 
     const WORDS: usize = NR_EVENT_CHANNELS / 64;
     static PENDING: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
@@ -94,6 +99,7 @@ mod service {
             .memory
             .min((heap / MEMORY_QUOTA_HEAP_DIVISOR) as u32);
         cfg.soft_memory = cfg.soft_memory.min(cfg.quotas.memory / 5 * 4);
+        cfg.global_memory = u32::try_from(heap / GLOBAL_MEMORY_HEAP_DIVISOR).unwrap_or(u32::MAX);
         for (name, v) in QUOTA_NAMES.iter().zip(opts.quotas.iter()) {
             if let Some(v) = v {
                 cfg.quotas.set(name, *v);
@@ -108,8 +114,9 @@ mod service {
         let rings: SharedRings = Rc::new(RefCell::new(Rings::default()));
         let cfg = config(opts);
         crate::log_info!(
-            "xenstored: quotas: memory {} B, nodes {}, outstanding {}{}",
+            "xenstored: quotas: memory {} B (all guests {} B), nodes {}, outstanding {}{}",
             cfg.quotas.memory,
+            cfg.global_memory,
             cfg.quotas.nodes,
             cfg.quotas.outstanding,
             cfg.priv_domid
@@ -117,7 +124,8 @@ mod service {
                     ", privileged dom{d}"
                 ))
         );
-        let mut engine = Engine::new(KernelPlatform::new(rings.clone(), on_event), cfg);
+        let reserve = mm::heap_stats().size / RESERVE_HEAP_DIVISOR;
+        let mut engine = Engine::new(KernelPlatform::new(rings.clone(), on_event, reserve), cfg);
         let virq_port = match events::bind_virq(virq::DOM_EXC) {
             Ok(p) => {
                 events::set_handler(p, on_event);

@@ -64,12 +64,19 @@ pub type SharedRings = Rc<RefCell<Rings>>;
 pub struct KernelPlatform {
     rings: SharedRings,
     handler: events::Handler,
+    /// Free heap below which the host reports low memory (see `Platform::memory_low`).
+    reserve: usize,
 }
 
 impl KernelPlatform {
-    /// A platform that installs `handler` on every ring's port.
-    pub fn new(rings: SharedRings, handler: events::Handler) -> KernelPlatform {
-        KernelPlatform { rings, handler }
+    /// A platform that installs `handler` on every ring's port and reports low memory once
+    /// less than `reserve` bytes of heap are free.
+    pub fn new(rings: SharedRings, handler: events::Handler, reserve: usize) -> KernelPlatform {
+        KernelPlatform {
+            rings,
+            handler,
+            reserve,
+        }
     }
 
     fn bind(&self, domid: u32, remote_port: u32) -> Result<Port, Error> {
@@ -191,6 +198,12 @@ impl Platform for KernelPlatform {
 
     fn log(&mut self, line: &str) {
         crate::log_info!("xenstored: {line}");
+    }
+
+    /// The heap is nearly full: guests' growth is refused (ENOMEM) so that a panic on a
+    /// failed allocation cannot take the store down; dom0 is still served.
+    fn memory_low(&self) -> bool {
+        crate::mm::heap_stats().free < self.reserve
     }
 
     /// The stub's heap: `heap: <used> B used, <free> B free of <size> B, peak <peak> B,
