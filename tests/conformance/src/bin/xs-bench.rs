@@ -1,7 +1,9 @@
-//! `xs-bench --server NAME=SOCKET:PID ... [--baseline NAME] [--seconds S] [--repeat N]
-//! [--nodes N]`: the same client workloads against several xenstore servers, one server at a
-//! time, printing a table with ratios against the baseline (C xenstored) and whether
-//! ferrostore's targets are met. Server CPU time comes from /proc/PID/stat.
+//! `xs-bench --server NAME=SOCKET:PID ... [--floor NAME=SOCKET:PID ...] [--baseline NAME]
+//! [--seconds S] [--repeat N] [--nodes N]`: the same client workloads against several
+//! xenstore servers, one server at a time, printing a table with ratios against the baseline
+//! (C xenstored) and whether ferrostore's targets are met. Server CPU time comes from
+//! /proc/PID/stat. `--floor` servers (`xs-null`, which answers OK without doing any work) run
+//! only the write+read workloads: what the socket and wake-up work alone costs here.
 //!
 //! Workloads: one connection write+read; 8 connections write+read; watch write-to-event
 //! latency (p50/p99); 8 clients committing conflicting transactions on one counter; a tree of
@@ -296,9 +298,89 @@ fn finish(s: &Server, smp: Samples, nodes: usize) -> Result<Results, String> {
     })
 }
 
+/// `NAME=SOCKET:PID`.
+fn parse_server(v: &str) -> Option<Server> {
+    let (name, rest) = v.split_once('=')?;
+    let (sock, pid) = rest.rsplit_once(':')?;
+    Some(Server {
+        name: name.to_string(),
+        socket: sock.to_string(),
+        pid: pid.parse().ok()?,
+    })
+}
+
+/// The best any floor server reached: (8-connection req/s, CPU µs/request with 1 and with 8
+/// connections).
+#[derive(Clone, Copy)]
+struct Floor {
+    eight: f64,
+    one_cpu: f64,
+    eight_cpu: f64,
+}
+
+/// The write+read workloads against the floor servers (`xs-null`, which answers OK without
+/// doing any work), each with its CPU per request against the baseline's; returns the best.
+fn print_floors(
+    floors: &[Server],
+    base: Option<&Results>,
+    secs: f64,
+    tck: f64,
+    repeat: usize,
+) -> Option<Floor> {
+    let mut best: Option<Floor> = None;
+    println!(
+        "floor: servers that answer every request OK without doing any work (xs-null), \
+         same client; CPU/request against the baseline:"
+    );
+    for f in floors {
+        let run = |conns: usize| -> Result<(f64, f64), String> {
+            let mut rates = Vec::new();
+            let mut cpus = Vec::new();
+            for _ in 0..repeat {
+                let (r, c) = write_read(f, conns, secs, tck)?;
+                rates.push(r);
+                cpus.push(c);
+            }
+            Ok((median(rates), median(cpus)))
+        };
+        match (run(1), run(8)) {
+            (Ok((r1, c1)), Ok((r8, c8))) => {
+                let vs = |c: f64, b: Option<f64>| {
+                    b.map_or("n/a".to_string(), |b| format!("{:.2}x", c / b))
+                };
+                println!(
+                    "  {:<22} 1 conn {:>7.0} req/s {:>6.2} us ({}); 8 conn {:>7.0} req/s {:>6.2} us ({})",
+                    f.name,
+                    r1,
+                    c1,
+                    vs(c1, base.map(|b| b.one_cpu)),
+                    r8,
+                    c8,
+                    vs(c8, base.map(|b| b.eight_cpu))
+                );
+                best = Some(best.map_or(
+                    Floor {
+                        eight: r8,
+                        one_cpu: c1,
+                        eight_cpu: c8,
+                    },
+                    |b| Floor {
+                        eight: b.eight.max(r8),
+                        one_cpu: b.one_cpu.min(c1),
+                        eight_cpu: b.eight_cpu.min(c8),
+                    },
+                ));
+            }
+            (Err(e), _) | (_, Err(e)) => println!("  {:<22} error: {e}", f.name),
+        }
+    }
+    best
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut servers = Vec::new();
+    let mut floors = Vec::new();
     let mut baseline = "c".to_string();
     let mut secs = 1.0;
     let mut repeat = 3;
@@ -307,31 +389,22 @@ fn main() -> ExitCode {
     while let Some(a) = it.next() {
         let v = it.next().cloned().unwrap_or_default();
         match a.as_str() {
-            "--server" => {
-                let parsed = v.split_once('=').and_then(|(n, rest)| {
-                    let (sock, pid) = rest.rsplit_once(':')?;
-                    Some(Server {
-                        name: n.to_string(),
-                        socket: sock.to_string(),
-                        pid: pid.parse().ok()?,
-                    })
-                });
-                match parsed {
-                    Some(s) => servers.push(s),
-                    None => {
-                        eprintln!("xs-bench: --server wants NAME=SOCKET:PID, got {v}");
-                        return ExitCode::from(2);
-                    }
+            "--server" | "--floor" => match parse_server(&v) {
+                Some(s) if a == "--server" => servers.push(s),
+                Some(s) => floors.push(s),
+                None => {
+                    eprintln!("xs-bench: {a} wants NAME=SOCKET:PID, got {v}");
+                    return ExitCode::from(2);
                 }
-            }
+            },
             "--baseline" => baseline = v,
             "--seconds" => secs = v.parse().unwrap_or(1.0),
             "--repeat" => repeat = v.parse().unwrap_or(3),
             "--nodes" => nodes = v.parse().unwrap_or(100_000),
             _ => {
                 eprintln!(
-                    "usage: xs-bench --server NAME=SOCKET:PID... [--baseline NAME] \
-                     [--seconds S] [--repeat N] [--nodes N]"
+                    "usage: xs-bench --server NAME=SOCKET:PID... [--floor NAME=SOCKET:PID...] \
+                     [--baseline NAME] [--seconds S] [--repeat N] [--nodes N]"
                 );
                 return ExitCode::from(2);
             }
@@ -426,6 +499,11 @@ fn main() -> ExitCode {
         }
         println!();
     }
+    let floor = if floors.is_empty() {
+        None
+    } else {
+        print_floors(&floors, base.as_ref(), secs, tck, repeat)
+    };
     if let (Some(b), Some((i, _))) = (
         &base,
         servers
@@ -461,6 +539,15 @@ fn main() -> ExitCode {
                 "  memory per node (report only):    {:.0} bytes (baseline {:.0})",
                 f.per_node, b.per_node
             );
+            if let Some(fl) = floor {
+                println!(
+                    "  the floor (best server doing no work): {:.2}x throughput with 8 connections, \
+                     {:.2}x CPU/request (1 conn), {:.2}x (8 conn)",
+                    fl.eight / b.eight,
+                    fl.one_cpu / b.one_cpu,
+                    fl.eight_cpu / b.eight_cpu
+                );
+            }
         }
     }
     if results.iter().any(Option::is_none) {
