@@ -79,6 +79,10 @@ extern "C" fn ferrostore_start(entry: arch::EntryStartInfo) -> ! {
         demo::xsclient::run(si);
         poweroff();
     }
+    if opts.xsfill {
+        demo::xsfill::run(si);
+        poweroff();
+    }
     if let Some(mode) = opts.ring_abuse {
         demo::ring_abuse::run(si, mode);
         poweroff();

@@ -5,7 +5,7 @@
 //!
 //! Xenstore stub options (C xenstored's names): `--event N`, `--priv-domid N`,
 //! `-Q|--quota NAME=VALUE` (hard quota, names as CONTROL `quota`), `-V|--verbose` (debug
-//! log level). Guest-test mode: `ring-abuse=index|header|flood` (docs/stub-domain.md).
+//! log level). Guest-test modes: `ring-abuse=index|header|flood`, `xsfill` (docs/stub-domain.md).
 
 use crate::console::Level;
 use xenstore_engine::quota::NAMES as QUOTA_NAMES;
@@ -43,6 +43,8 @@ pub struct Options {
     pub fault: bool,
     /// `xsclient`: run the xenstore-client demo over the domain's own store ring.
     pub xsclient: bool,
+    /// `xsfill`: try to make the xenstore server hold as much as possible (a test guest).
+    pub xsfill: bool,
     /// `loglevel=error|warn|info|debug`.
     pub log_level: Level,
     /// `--event N`: the event channel dom0's xenstore ring uses (xenstore stub mode).
@@ -64,6 +66,7 @@ impl Default for Options {
             panic: false,
             fault: false,
             xsclient: false,
+            xsfill: false,
             log_level: Level::Info,
             event: None,
             priv_domid: None,
@@ -89,6 +92,7 @@ impl Options {
                 "panic" if inline.is_none() => o.panic = true,
                 "fault" if inline.is_none() => o.fault = true,
                 "xsclient" if inline.is_none() => o.xsclient = true,
+                "xsfill" if inline.is_none() => o.xsfill = true,
                 "loglevel" | "--loglevel" => {
                     let v = if key.starts_with("--") && inline.is_none() {
                         words.next()
@@ -163,8 +167,8 @@ mod tests {
 
     #[test]
     fn demo_and_panic_flags() {
-        let o = Options::parse("demo panic fault xsclient");
-        assert!(o.demo && o.panic && o.fault && o.xsclient);
+        let o = Options::parse("demo panic fault xsclient xsfill");
+        assert!(o.demo && o.panic && o.fault && o.xsclient && o.xsfill);
         assert_eq!(o.unknown, 0);
     }
 

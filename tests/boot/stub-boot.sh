@@ -29,12 +29,12 @@ if wait_for_marker "$log" '^xenstored: serving dom0 \(event channel [0-9]+\)' 10
 else
     fail "stub console reached xenconsoled with the serving marker"
 fi
-# The stub caps the per-domain memory quota at a quarter of its heap, bounds what all guests
+# The stub caps the per-domain memory quota at a quarter of its heap, bounds what all domains
 # together are charged by half of it, and logs both values.
-quotas=$(tr -d '\r' <"$log" | sed -n 's/^\[INFO\] xenstored: quotas: memory \([0-9]*\) B (all guests \([0-9]*\) B), .*/\1 \2/p')
+quotas=$(tr -d '\r' <"$log" | sed -n 's/^\[INFO\] xenstored: quotas: memory \([0-9]*\) B (all domains \([0-9]*\) B), .*/\1 \2/p')
 expect_match "the stub logged its memory quotas" '^[1-9][0-9]* [1-9][0-9]*$' "$quotas"
 expect_match "xenstore-control quota reports that memory quota" \
     "^memory +: +${quotas% *} " "$(xenstore-control quota 2>&1)"
-expect_match "memreport shows the bound on all guests" \
+expect_match "memreport shows the bound on all domains" \
     "^total: [0-9]+ bytes charged, limit ${quotas#* }\$" "$(xenstore-control memreport 2>&1)"
 finish

@@ -10,6 +10,7 @@ pub mod memory;
 pub mod ring_abuse;
 pub mod threads;
 pub mod xsclient;
+pub mod xsfill;
 
 use crate::gnttab::GnttabInfo;
 use crate::hypercall;

@@ -52,10 +52,11 @@ mod service {
     const THROTTLE_POLL_NS: u64 = 20_000_000;
     /// Default per-domain memory quota: at most this fraction of the heap.
     const MEMORY_QUOTA_HEAP_DIVISOR: usize = 4;
-    /// Bytes charged to all guests together: at most this fraction of the heap.
+    /// Bytes charged to all domains together (dom0 included, though never refused): at most
+    /// this fraction of the heap.
     const GLOBAL_MEMORY_HEAP_DIVISOR: usize = 2;
     /// Guests' growth is refused while less than this fraction of the heap is free (the
-    /// charged bytes above leave out per-node bookkeeping, this bounds the real use).
+    /// charged bytes above leave out per-node bookkeeping; this bounds the real use).
     const RESERVE_HEAP_DIVISOR: usize = 8;
 
     const WORDS: usize = NR_EVENT_CHANNELS / 64;
@@ -114,7 +115,7 @@ mod service {
         let rings: SharedRings = Rc::new(RefCell::new(Rings::default()));
         let cfg = config(opts);
         crate::log_info!(
-            "xenstored: quotas: memory {} B (all guests {} B), nodes {}, outstanding {}{}",
+            "xenstored: quotas: memory {} B (all domains {} B), nodes {}, outstanding {}{}",
             cfg.quotas.memory,
             cfg.global_memory,
             cfg.quotas.nodes,
