@@ -59,10 +59,6 @@ pub enum ConnError {
 const SMALL_REPLY: usize = 16;
 /// Output bytes queued for a privileged connection before its input is paused.
 const PRIV_OUT_LIMIT: usize = 4 << 20;
-/// Node record header bytes (C xenstored's record-size formula, as the quotas use it).
-const RECORD_HEADER: usize = 24;
-/// Record bytes per permission entry.
-const PERM_SIZE: usize = 8;
 
 struct Watch {
     path: String,
@@ -1573,27 +1569,27 @@ fn record_cost(tree: &Tree, op: &TxOp) -> usize {
     let key = match op {
         TxOp::Write(p, _) | TxOp::Rm(p) | TxOp::SetPerms(p, _) => p.len(),
     };
+    let header = tree::record_size(0, 0, 0);
     let record = match op {
         TxOp::Write(p, value) => {
             let (node, found) = tree.deepest(p);
             let value_len = value.as_ref().map_or(0, Vec::len);
             match (found, value) {
-                (true, Some(_)) => node.record_size().saturating_sub(node.value.len()) + value_len,
-                (true, None) => RECORD_HEADER,
+                (true, Some(_)) => node.record_size_as(node.perms.len(), value_len),
+                (true, None) => header,
                 (false, _) => {
-                    let fixed = RECORD_HEADER + PERM_SIZE * node.perms.len();
                     path::components(p)
                         .skip(tree.existing_depth(p))
-                        .map(|name| fixed + name.len() + 1)
+                        .map(|name| tree::record_size(node.perms.len(), 0, name.len() + 1))
                         .sum::<usize>()
                         + value_len
                 }
             }
         }
-        TxOp::Rm(_) => RECORD_HEADER,
-        TxOp::SetPerms(p, new) => tree.get(p).map_or(RECORD_HEADER, |n| {
-            n.record_size().saturating_sub(PERM_SIZE * n.perms.len()) + PERM_SIZE * new.len()
-        }),
+        TxOp::Rm(_) => header,
+        TxOp::SetPerms(p, new) => tree
+            .get(p)
+            .map_or(header, |n| n.record_size_as(new.len(), n.value.len())),
     };
     key + record
 }

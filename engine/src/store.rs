@@ -205,11 +205,13 @@ impl Store<'_> {
         let owner = perms.first().map_or(0, |p| p.domid);
         let value = value.unwrap_or(&[]);
         let n_new = missing.len() as i64;
-        let leaf_size = 24 + 8 * perms.len() + value.len();
+        let leaf_size = tree::record_size(perms.len(), value.len(), 0);
+        // A created node above the leaf: no value, the next name as its only child.
+        let dir_size = |m: &str| tree::record_size(perms.len(), 0, m.len() + 1);
         let new_bytes: i64 = missing
             .iter()
             .skip(1)
-            .map(|m| (24 + 8 * perms.len() + m.len() + 1) as i64)
+            .map(|m| dir_size(m) as i64)
             .sum::<i64>()
             + leaf_size as i64;
         let first = missing.first().copied().unwrap_or("");
@@ -217,11 +219,7 @@ impl Store<'_> {
         if self.checks(caller) {
             let ns = self.quotas.node_size as usize;
             if ns != 0
-                && (leaf_size >= ns
-                    || anc_size >= ns
-                    || missing
-                        .iter()
-                        .any(|m| 24 + 8 * perms.len() + m.len() + 1 >= ns))
+                && (leaf_size >= ns || anc_size >= ns || missing.iter().any(|m| dir_size(m) >= ns))
             {
                 return Err(Error::Nospc);
             }
@@ -329,7 +327,7 @@ impl Store<'_> {
             if over(new.len(), self.quotas.permissions) {
                 return Err(Error::Nospc);
             }
-            let size = node.record_size() - 8 * node.perms.len() + 8 * new.len();
+            let size = node.record_size_as(new.len(), node.value.len());
             if self.quotas.node_size != 0 && size >= self.quotas.node_size as usize {
                 return Err(Error::Nospc);
             }

@@ -229,6 +229,13 @@ impl Clone for Node {
     }
 }
 
+/// Size of C xenstored's record for a node with `perms` permission entries, a value of
+/// `value` bytes and `child_bytes` of NUL-terminated child names: header 24, 8 per
+/// permission, value, child names. The `node-size` and `memory` quotas count it.
+pub fn record_size(perms: usize, value: usize, child_bytes: usize) -> usize {
+    24 + 8 * perms + value + child_bytes
+}
+
 impl Node {
     /// A node without children.
     pub fn new(value: Vec<u8>, perms: impl Into<Perms>, generation: u64) -> Node {
@@ -259,16 +266,30 @@ impl Node {
 
     /// Child names in creation order.
     pub fn child_names(&self) -> Vec<&str> {
-        let mut v: Vec<(u64, &str)> = self.children().map(|(k, c)| (c.seq, text(k))).collect();
-        v.sort_unstable_by_key(|e| e.0);
-        v.into_iter().map(|e| e.1).collect()
+        self.children_in_order()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
     }
 
-    /// Size of C xenstored's record for this node (header 24, 8 per permission, value,
-    /// NUL-terminated child names); the `node-size` quota applies to it.
+    /// The children in creation order: name and node.
+    fn children_in_order(&self) -> Vec<(&str, &Node)> {
+        let mut v: Vec<(u64, &str, &Node)> =
+            self.children().map(|(k, c)| (c.seq, text(k), c)).collect();
+        v.sort_unstable_by_key(|e| e.0);
+        v.into_iter().map(|(_, name, c)| (name, c)).collect()
+    }
+
+    /// Size of C xenstored's record for this node ([`record_size`]); the `node-size` quota
+    /// applies to it.
     pub fn record_size(&self) -> usize {
-        let child_bytes = self.dir.as_ref().map_or(0, |d| d.child_bytes);
-        24 + 8 * self.perms.len() + self.value.len() + child_bytes
+        self.record_size_as(self.perms.len(), self.value.len())
+    }
+
+    /// The record size this node would have with `perms` permission entries and a value
+    /// of `value` bytes (its children unchanged).
+    pub fn record_size_as(&self, perms: usize, value: usize) -> usize {
+        record_size(perms, value, self.dir.as_ref().map_or(0, |d| d.child_bytes))
     }
 
     /// The owner (entry 0).
@@ -429,19 +450,31 @@ pub fn walk(node: &Node, path: &str, mut f: impl FnMut(&str, &Node)) {
     let mut stack: Vec<(String, &Node)> = alloc::vec![(String::from(path), node)];
     while let Some((p, n)) = stack.pop() {
         f(&p, n);
-        let mut kids: Vec<(u64, &str, &Node)> =
-            n.children().map(|(k, c)| (c.seq, text(k), c)).collect();
-        kids.sort_unstable_by_key(|k| core::cmp::Reverse(k.0));
-        for (_, name, c) in kids {
-            let mut cp = String::with_capacity(p.len() + 1 + name.len());
-            cp.push_str(&p);
-            if p != "/" {
+        stack.extend(stacked_children(&p, n));
+    }
+}
+
+/// The children of `n` (at `path`) with their paths, latest created first: pushed on a
+/// stack in this order, they are popped in creation order.
+fn stacked_children<'a, 'p>(
+    path: &'p str,
+    n: &'a Node,
+) -> impl Iterator<Item = (String, &'a Node)> + 'p
+where
+    'a: 'p,
+{
+    n.children_in_order()
+        .into_iter()
+        .rev()
+        .map(move |(name, c)| {
+            let mut cp = String::with_capacity(path.len() + 1 + name.len());
+            cp.push_str(path);
+            if path != "/" {
                 cp.push('/');
             }
             cp.push_str(name);
-            stack.push((cp, c));
-        }
-    }
+            (cp, c)
+        })
 }
 
 /// Calls `f(path, node)` for every descendant of `node` (at `path`) and then `node`
@@ -454,20 +487,9 @@ pub fn walk_post(node: &Node, path: &str, mut f: impl FnMut(&str, &Node)) {
             f(&p, n);
             continue;
         }
-        let mut kids: Vec<(u64, &str, &Node)> =
-            n.children().map(|(k, c)| (c.seq, text(k), c)).collect();
-        kids.sort_unstable_by_key(|k| core::cmp::Reverse(k.0));
-        let base = p.clone();
+        let kids: Vec<(String, &Node)> = stacked_children(&p, n).collect();
         stack.push((p, n, true));
-        for (_, name, c) in kids {
-            let mut cp = String::with_capacity(base.len() + 1 + name.len());
-            cp.push_str(&base);
-            if base != "/" {
-                cp.push('/');
-            }
-            cp.push_str(name);
-            stack.push((cp, c, false));
-        }
+        stack.extend(kids.into_iter().map(|(cp, c)| (cp, c, false)));
     }
 }
 
