@@ -92,9 +92,9 @@ mod service {
         }
     }
 
-    fn config(opts: &Options) -> Config {
+    /// The engine's configuration for a stub whose heap is `heap` bytes.
+    fn config(opts: &Options, heap: usize) -> Config {
         let mut cfg = Config::default();
-        let heap = mm::heap_stats().size;
         cfg.quotas.memory = cfg
             .quotas
             .memory
@@ -113,7 +113,8 @@ mod service {
     /// Runs the stub service with dom0's ring on event channel `dom0_port`; never returns.
     pub fn run(opts: &Options, dom0_port: u32) -> ! {
         let rings: SharedRings = Rc::new(RefCell::new(Rings::default()));
-        let cfg = config(opts);
+        let heap = mm::heap_stats().size;
+        let cfg = config(opts, heap);
         crate::log_info!(
             "xenstored: quotas: memory {} B (all domains {} B), nodes {}, outstanding {}{}",
             cfg.quotas.memory,
@@ -125,7 +126,7 @@ mod service {
                     ", privileged dom{d}"
                 ))
         );
-        let reserve = mm::heap_stats().size / RESERVE_HEAP_DIVISOR;
+        let reserve = heap / RESERVE_HEAP_DIVISOR;
         let mut engine = Engine::new(KernelPlatform::new(rings.clone(), on_event, reserve), cfg);
         let virq_port = match events::bind_virq(virq::DOM_EXC) {
             Ok(p) => {
