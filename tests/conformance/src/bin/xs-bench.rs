@@ -264,14 +264,20 @@ struct Samples {
     tx: Vec<f64>,
 }
 
-/// One round of the repeated workloads.
-fn sample(s: &Server, secs: f64, tck: f64, out: &mut Samples) -> Result<(), String> {
+/// One round of the write+read workloads (all a floor server runs).
+fn sample_write_read(s: &Server, secs: f64, tck: f64, out: &mut Samples) -> Result<(), String> {
     let (r, c) = write_read(s, 1, secs, tck)?;
     out.one.push(r);
     out.one_cpu.push(c);
     let (r, c) = write_read(s, 8, secs, tck)?;
     out.eight.push(r);
     out.eight_cpu.push(c);
+    Ok(())
+}
+
+/// One round of the repeated workloads.
+fn sample(s: &Server, secs: f64, tck: f64, out: &mut Samples) -> Result<(), String> {
+    sample_write_read(s, secs, tck, out)?;
     let (a, b) = watch_latency(s, 2000)?;
     out.p50.push(a);
     out.p99.push(b);
@@ -309,8 +315,8 @@ fn parse_server(v: &str) -> Option<Server> {
     })
 }
 
-/// The best any floor server reached: (8-connection req/s, CPU µs/request with 1 and with 8
-/// connections).
+/// The best any floor server reached: 8-connection req/s, CPU µs/request with 1 and with 8
+/// connections.
 #[derive(Clone, Copy)]
 struct Floor {
     eight: f64,
@@ -318,61 +324,51 @@ struct Floor {
     eight_cpu: f64,
 }
 
-/// The write+read workloads against the floor servers (`xs-null`, which answers OK without
+/// Prints the write+read medians of the floor servers (`xs-null`, which answers OK without
 /// doing any work), each with its CPU per request against the baseline's; returns the best.
 fn print_floors(
     floors: &[Server],
+    samples: Vec<Result<Samples, String>>,
     base: Option<&Results>,
-    secs: f64,
-    tck: f64,
-    repeat: usize,
 ) -> Option<Floor> {
     let mut best: Option<Floor> = None;
     println!(
         "floor: servers that answer every request OK without doing any work (xs-null), \
          same client; CPU/request against the baseline:"
     );
-    for f in floors {
-        let run = |conns: usize| -> Result<(f64, f64), String> {
-            let mut rates = Vec::new();
-            let mut cpus = Vec::new();
-            for _ in 0..repeat {
-                let (r, c) = write_read(f, conns, secs, tck)?;
-                rates.push(r);
-                cpus.push(c);
+    for (f, smp) in floors.iter().zip(samples) {
+        let smp = match smp {
+            Ok(smp) => smp,
+            Err(e) => {
+                println!("  {:<22} error: {e}", f.name);
+                continue;
             }
-            Ok((median(rates), median(cpus)))
         };
-        match (run(1), run(8)) {
-            (Ok((r1, c1)), Ok((r8, c8))) => {
-                let vs = |c: f64, b: Option<f64>| {
-                    b.map_or("n/a".to_string(), |b| format!("{:.2}x", c / b))
-                };
-                println!(
-                    "  {:<22} 1 conn {:>7.0} req/s {:>6.2} us ({}); 8 conn {:>7.0} req/s {:>6.2} us ({})",
-                    f.name,
-                    r1,
-                    c1,
-                    vs(c1, base.map(|b| b.one_cpu)),
-                    r8,
-                    c8,
-                    vs(c8, base.map(|b| b.eight_cpu))
-                );
-                best = Some(best.map_or(
-                    Floor {
-                        eight: r8,
-                        one_cpu: c1,
-                        eight_cpu: c8,
-                    },
-                    |b| Floor {
-                        eight: b.eight.max(r8),
-                        one_cpu: b.one_cpu.min(c1),
-                        eight_cpu: b.eight_cpu.min(c8),
-                    },
-                ));
-            }
-            (Err(e), _) | (_, Err(e)) => println!("  {:<22} error: {e}", f.name),
-        }
+        let (r1, c1) = (median(smp.one), median(smp.one_cpu));
+        let (r8, c8) = (median(smp.eight), median(smp.eight_cpu));
+        let vs = |c: f64, b: Option<f64>| b.map_or("n/a".to_string(), |b| format!("{:.2}x", c / b));
+        println!(
+            "  {:<22} 1 conn {:>7.0} req/s {:>6.2} us ({}); 8 conn {:>7.0} req/s {:>6.2} us ({})",
+            f.name,
+            r1,
+            c1,
+            vs(c1, base.map(|b| b.one_cpu)),
+            r8,
+            c8,
+            vs(c8, base.map(|b| b.eight_cpu))
+        );
+        best = Some(best.map_or(
+            Floor {
+                eight: r8,
+                one_cpu: c1,
+                eight_cpu: c8,
+            },
+            |b| Floor {
+                eight: b.eight.max(r8),
+                one_cpu: b.one_cpu.min(c1),
+                eight_cpu: b.eight_cpu.min(c8),
+            },
+        ));
     }
     best
 }
@@ -412,28 +408,41 @@ fn main() -> ExitCode {
     }
     let tck = clk_tck();
     let load_before = loadavg();
-    // Rounds alternate between the servers so that background load on the machine affects
-    // them alike; the tree workload runs once per server at the end.
+    // Rounds alternate between the servers (then the floors, which run only the write+read
+    // workloads) so that background load on the machine affects them alike; the tree
+    // workload runs once per server at the end.
     let mut samples: Vec<Result<Samples, String>> = servers
         .iter()
+        .chain(&floors)
         .map(|s| {
             let _ = connect(s)?.rm(0, "/bench");
             Ok(Samples::default())
         })
         .collect();
     for round in 1..=repeat {
-        for (s, smp) in servers.iter().zip(samples.iter_mut()) {
+        for (i, (s, smp)) in servers
+            .iter()
+            .chain(&floors)
+            .zip(samples.iter_mut())
+            .enumerate()
+        {
             eprintln!(
                 "xs-bench: round {round}/{repeat}: {} (pid {})",
                 s.name, s.pid
             );
             if let Ok(out) = smp {
-                if let Err(e) = sample(s, secs, tck, out) {
+                let r = if i < servers.len() {
+                    sample(s, secs, tck, out)
+                } else {
+                    sample_write_read(s, secs, tck, out)
+                };
+                if let Err(e) = r {
                     *smp = Err(e);
                 }
             }
         }
     }
+    let floor_samples = samples.split_off(servers.len());
     let mut results = Vec::new();
     for (s, smp) in servers.iter().zip(samples) {
         eprintln!("xs-bench: {}-node tree: {}", nodes, s.name);
@@ -502,7 +511,7 @@ fn main() -> ExitCode {
     let floor = if floors.is_empty() {
         None
     } else {
-        print_floors(&floors, base.as_ref(), secs, tck, repeat)
+        print_floors(&floors, floor_samples, base.as_ref())
     };
     if let (Some(b), Some((i, _))) = (
         &base,
