@@ -14,6 +14,9 @@
 #                                   returns 0, or 1 after TIMEOUT_S (then prints LOG's tail)
 #   wait_domain_gone NAME TIMEOUT_S wait until `xl domid NAME` fails; returns 0 or 1
 #   guest_log NAME                  prints the path of guest NAME's console log (xenconsoled)
+#   ferrostore_guest NAME [CMDLINE] writes /tmp/NAME.cfg, an xl config for the ferrostore
+#                                   kernel as a 16 MiB PV guest with that command line
+#                                   (destroyed at poweroff, kept on a crash); prints its path
 #   linux_guest NAME COMMAND [TIMEOUT_S]
 #                                   boots a Debian Linux PV guest NAME (128 MiB, initrd of
 #                                   tests/boot/initramfs/guest-init) that runs COMMAND with
@@ -113,6 +116,19 @@ wait_domain_gone() {
 
 guest_log() {
     echo "/var/log/xen/console/guest-$1.log"
+}
+
+ferrostore_guest() {
+    cat >"/tmp/$1.cfg" <<EOF
+name = "$1"
+type = "pv"
+kernel = "/ferrostore/ferrostore.gz"
+memory = 16
+cmdline = "${2:-}"
+on_poweroff = "destroy"
+on_crash = "preserve"
+EOF
+    echo "/tmp/$1.cfg"
 }
 
 linux_guest() {

@@ -8,21 +8,14 @@
 # xen-run: --xenstore stub --timeout 360
 . /ferrostore/tests/boot/lib.sh
 
-cat >/tmp/churn.cfg <<CFG
-name = "churn"
-type = "pv"
-kernel = "/ferrostore/ferrostore.gz"
-memory = 16
-on_poweroff = "destroy"
-on_crash = "preserve"
-CFG
+cfg=$(ferrostore_guest churn)
 stublog=$(guest_log Xenstore)
 base=
 domids=""
 i=1
 while [ $i -le 10 ]; do
     # Paused first, so its domid can be read before it powers itself off.
-    if ! out=$(xl create -p /tmp/churn.cfg 2>&1); then
+    if ! out=$(xl create -p "$cfg" 2>&1); then
         fail "xl create guest $i" "$out"
         break
     fi

@@ -10,16 +10,7 @@
 stublog=$(guest_log Xenstore)
 guests="fill1 fill2 fill3"
 for g in $guests; do
-    cat >/tmp/$g.cfg <<CFG
-name = "$g"
-type = "pv"
-kernel = "/ferrostore/ferrostore.gz"
-memory = 16
-cmdline = "xsfill"
-on_poweroff = "destroy"
-on_crash = "preserve"
-CFG
-    check "xl create $g (xsfill)" xl create /tmp/$g.cfg
+    check "xl create $g (xsfill)" xl create "$(ferrostore_guest $g xsfill)"
 done
 domids=""
 for g in $guests; do

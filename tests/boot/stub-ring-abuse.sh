@@ -8,16 +8,7 @@
 
 # abuse_guest NAME MODE: starts a ring-abuse guest.
 abuse_guest() {
-    cat >/tmp/$1.cfg <<CFG
-name = "$1"
-type = "pv"
-kernel = "/ferrostore/ferrostore.gz"
-memory = 16
-cmdline = "ring-abuse=$2"
-on_poweroff = "destroy"
-on_crash = "preserve"
-CFG
-    check "xl create $1 (ring-abuse=$2)" xl create /tmp/$1.cfg
+    check "xl create $1 (ring-abuse=$2)" xl create "$(ferrostore_guest "$1" "ring-abuse=$2")"
 }
 
 # dom0_ops N: N write/read round trips from dom0; prints how many read back right.
