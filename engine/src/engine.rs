@@ -6,6 +6,7 @@ use crate::path::{self, canonicalize};
 use crate::perms::{self, Caller, Perm, IGNORE, READ};
 use crate::quota::{over, Quotas};
 use crate::store::{access, lookup, Change, Store, Usage};
+use crate::transaction::{self, apply, path_charge, Tx, TxOp, View};
 use crate::tree::{self, Node, Tree};
 use crate::wire::{self, one_arg, ty, Error, Header, DOMID_SELF, HEADER_LEN, PAYLOAD_MAX};
 use crate::wrl::{Wrl, WRITE_COST};
@@ -68,133 +69,6 @@ struct Watch {
     depth: Option<u32>,
 }
 
-enum TxOp {
-    Write(String, Option<Vec<u8>>),
-    Rm(String),
-    SetPerms(String, Vec<Perm>),
-}
-
-/// A transaction, with C xenstored 4.17's conflict rule: a node is seen as it is in the
-/// main store when the transaction first accesses it, and the commit fails (EAGAIN) only if a
-/// node the transaction accessed has changed since that first access.
-struct Tx {
-    /// The transaction's view: `base` with `ops` applied. Nodes the transaction has not
-    /// accessed yet show their current state because the view is rebuilt from the main store
-    /// whenever that changed ([`Engine::tx_refresh`]).
-    tree: Tree,
-    /// The main store the view was built from (shares its root until the main store changes).
-    base: Tree,
-    /// First access of each node: its generation in the main store then (None = absent).
-    /// All must be unchanged at commit.
-    accessed: BTreeMap<String, Option<u64>>,
-    /// Existing nodes that got a new child in the transaction, with their permissions then:
-    /// they must still exist with those permissions at commit (their generation may change:
-    /// concurrent siblings do not conflict).
-    parents: BTreeMap<String, Vec<Perm>>,
-    ops: Vec<TxOp>,
-    /// Bytes charged to the connection's domain for what the transaction holds (see
-    /// [`record_cost`]), given back at commit or abort.
-    bytes: usize,
-    usage: BTreeMap<u32, Usage>,
-    /// Nodes in the order C xenstored first touches them (a written node before the parent
-    /// whose child list grows; a removed node's parent before it): the order of the watch
-    /// events at commit.
-    touched: BTreeMap<String, usize>,
-}
-
-impl Tx {
-    /// True while every node the transaction accessed is unchanged in `main` (else the
-    /// commit fails with EAGAIN).
-    fn still_valid(&self, main: &Tree) -> bool {
-        self.accessed
-            .iter()
-            .all(|(p, g)| main.get(p).map(|n| n.generation) == *g)
-            && self
-                .parents
-                .iter()
-                .all(|(p, perms)| main.get(p).is_some_and(|n| n.perms == *perms))
-    }
-
-    /// What logging `op` adds to the transaction's charge: a rewrite merged by
-    /// [`Tx::push_op`] only changes the size of the logged value.
-    fn cost(&self, op: &TxOp) -> isize {
-        match (self.ops.last(), op) {
-            (Some(TxOp::Write(last, Some(old))), TxOp::Write(p, value)) if last == p => value
-                .as_ref()
-                .map_or(0, |v| v.len() as isize - old.len() as isize),
-            _ => record_cost(&self.tree, op) as isize,
-        }
-    }
-
-    /// Records an applied operation and its [`Tx::cost`]. A WRITE or MKDIR right after a
-    /// WRITE of the same node replaces it or is dropped (same result when replayed), so a
-    /// transaction rewriting one node does not grow its log, nor the cost of rebuilding
-    /// its view.
-    fn push_op(&mut self, op: TxOp, cost: isize) {
-        self.bytes = self.bytes.saturating_add_signed(cost);
-        let op = match (self.ops.last_mut(), op) {
-            (Some(TxOp::Write(last, last_value @ Some(_))), TxOp::Write(p, value))
-                if *last == p =>
-            {
-                if value.is_some() {
-                    *last_value = value;
-                }
-                return;
-            }
-            (_, op) => op,
-        };
-        self.ops.push(op);
-    }
-
-    fn touch(&mut self, path: &str) {
-        if !self.touched.contains_key(path) {
-            let n = self.touched.len();
-            self.touched.insert(String::from(path), n);
-        }
-    }
-
-    /// Records the nodes `op` touches, before it is applied to the transaction's tree.
-    fn touch_op(&mut self, op: &TxOp) {
-        match op {
-            TxOp::Write(p, _) => {
-                let mut cur = p.as_str();
-                loop {
-                    self.touch(cur);
-                    if cur == "/" || self.tree.get(cur).is_some() {
-                        break;
-                    }
-                    cur = path::parent(cur);
-                }
-            }
-            TxOp::Rm(p) => {
-                self.touch(path::parent(p));
-                self.touch(p);
-            }
-            TxOp::SetPerms(p, _) => self.touch(p),
-        }
-    }
-
-    /// Sorts commit changes into touch order (descendants of a removed node follow it) and
-    /// drops repeated changes of one node.
-    fn order_changes(&self, changes: &mut Vec<Change>) {
-        let key = |p: &str| {
-            let mut cur = p;
-            loop {
-                if let Some(&i) = self.touched.get(cur) {
-                    return (i, cur.len() != p.len());
-                }
-                if cur == "/" {
-                    return (usize::MAX, true);
-                }
-                cur = path::parent(cur);
-            }
-        };
-        changes.sort_by_key(|c| key(&c.path));
-        let mut seen: BTreeMap<(String, bool), ()> = BTreeMap::new();
-        changes.retain(|c| seen.insert((c.path.clone(), c.exact), ()).is_none());
-    }
-}
-
 struct OutMsg {
     data: Vec<u8>,
     at: u64,
@@ -255,6 +129,10 @@ pub struct Engine<P: Platform> {
     pending_special: Vec<(usize, u32)>,
     deferred_events: Vec<(ConnId, Vec<u8>)>,
     wrl: Wrl,
+    /// Transactions holding a view of the main store: settled when the main store changes.
+    viewed: Vec<(ConnId, u32)>,
+    /// The main store changed since the views were last settled.
+    main_changed: bool,
 }
 
 fn n0() -> Vec<Perm> {
@@ -285,6 +163,8 @@ impl<P: Platform> Engine<P> {
             pending_special: Vec::new(),
             deferred_events: Vec::new(),
             wrl: Wrl::default(),
+            viewed: Vec::new(),
+            main_changed: false,
         };
         e.recount_usage();
         e.new_domain(0);
@@ -539,6 +419,7 @@ impl<P: Platform> Engine<P> {
         force: bool,
         changes: &'a mut Vec<Change>,
     ) -> Store<'a> {
+        self.main_changed = true;
         Store {
             tree: &mut self.tree,
             generation: &mut self.generation,
@@ -650,6 +531,9 @@ impl<P: Platform> Engine<P> {
         let mut reply = Vec::new();
         let mut changes = Vec::new();
         let res = self.dispatch(conn, h, payload, &mut reply, &mut changes);
+        if self.main_changed {
+            self.settle_views();
+        }
         let mut msg = Vec::with_capacity(HEADER_LEN + reply.len().max(8));
         let res = match res {
             Ok(()) if reply.len() > PAYLOAD_MAX => Err(Error::TooBig),
@@ -986,88 +870,132 @@ impl<P: Platform> Engine<P> {
         canonicalize(raw, caller.domid, max)
     }
 
-    /// Records the first access to `path` in a transaction (its generation in the main store).
-    fn record(&mut self, cid: ConnId, txid: u32, caller: &Caller, path: &str) -> Result<(), Error> {
-        let limit = self.quotas_of(caller.domid).transaction_nodes;
-        let Some(Some(c)) = self.conns.get_mut(cid) else {
-            return Err(Error::Io);
-        };
-        let tx = c.txs.get_mut(&txid).ok_or(Error::Noent)?;
-        if !tx.accessed.contains_key(path) {
-            if !caller.privileged && over(tx.accessed.len() + 1, limit) {
-                return Err(Error::Nospc);
-            }
-            let g = self.tree.get(path).map(|n| n.generation);
-            tx.accessed.insert(String::from(path), g);
+    /// The open transaction `txid` of connection `cid`.
+    fn tx_mut(&mut self, cid: ConnId, txid: u32) -> Result<&mut Tx, Error> {
+        match self.conns.get_mut(cid) {
+            Some(Some(c)) => c.txs.get_mut(&txid).ok_or(Error::Noent),
+            _ => Err(Error::Io),
         }
-        Ok(())
     }
 
-    /// Before a WRITE/MKDIR in a transaction creates nodes: the missing nodes between the
-    /// deepest existing ancestor (in the transaction's view) and `path` are accessed (they
-    /// must not be created outside), and that ancestor, if it exists in the main store, must
-    /// keep its permissions (they decided the new nodes' permissions and the access check).
-    fn record_creation(
+    /// Records the first access to the nodes `path` and, if `created` is Some(depth), the
+    /// nodes a write creates below its first `depth` components (they must not be created
+    /// outside; only the topmost is kept, the others cannot exist without it), with their
+    /// generations in the main store. All or nothing: over the `transaction-nodes` quota
+    /// (each node counts) nothing is recorded (ENOSPC), before any other work.
+    fn record(
         &mut self,
         cid: ConnId,
         txid: u32,
         caller: &Caller,
-        p: &str,
+        path: &str,
+        created: Option<usize>,
     ) -> Result<(), Error> {
-        let Some(Some(c)) = self.conns.get(cid) else {
+        let limit = self.quotas_of(caller.domid).transaction_nodes;
+        let total = path::components(path).count();
+        let top = created
+            .filter(|&d| d + 1 < total)
+            .map(|d| path::ancestor(path, d + 1));
+        let main = &self.tree;
+        let Some(Some(c)) = self.conns.get_mut(cid) else {
             return Err(Error::Io);
         };
-        let tx = c.txs.get(&txid).ok_or(Error::Noent)?;
-        let depth = tx.tree.existing_depth(p);
-        let total = path::components(p).count();
-        if depth >= total {
+        let tx = c.txs.get_mut(&txid).ok_or(Error::Noent)?;
+        let new_target = !tx.accessed.contains_key(path);
+        let new_top = top.filter(|t| !tx.accessed.contains_key(*t));
+        // The nodes strictly between the topmost created node and the target.
+        let between = match (created, new_top) {
+            (Some(d), Some(_)) => total.saturating_sub(d + 2),
+            _ => 0,
+        };
+        let count = usize::from(new_target) + usize::from(new_top.is_some()) + between;
+        if count == 0 {
             return Ok(());
         }
-        let anc = path::prefix(p, depth);
-        for d in depth + 1..total {
-            let mid = path::prefix(p, d);
-            self.record(cid, txid, caller, &mid)?;
+        if !caller.privileged && over(tx.accessed_nodes + count, limit) {
+            return Err(Error::Nospc);
         }
-        let perms = self.tree.get(&anc).map(|n| n.perms.clone());
-        if let (Some(perms), Some(Some(c))) = (perms, self.conns.get_mut(cid)) {
-            if let Some(tx) = c.txs.get_mut(&txid) {
-                tx.parents.entry(anc).or_insert(perms);
+        tx.accessed_nodes += count;
+        for p in [new_target.then_some(path), new_top].into_iter().flatten() {
+            let g = main.get(p).map(|n| n.generation);
+            tx.path_bytes += path_charge(p);
+            c.tx_bytes += path_charge(p);
+            tx.accessed.insert(String::from(p), g);
+        }
+        Ok(())
+    }
+
+    /// Before a WRITE/MKDIR in a transaction creates nodes below the deepest existing
+    /// ancestor in its view (`depth` components of `p`): that ancestor, if it exists in the
+    /// main store, must keep its permissions (they decided the new nodes' permissions and
+    /// the access check).
+    fn record_parent(
+        &mut self,
+        cid: ConnId,
+        txid: u32,
+        p: &str,
+        depth: usize,
+    ) -> Result<(), Error> {
+        let anc = path::ancestor(p, depth);
+        let perms = self.tree.get(anc).map(|n| n.perms.to_vec());
+        let Some(Some(c)) = self.conns.get_mut(cid) else {
+            return Err(Error::Io);
+        };
+        let tx = c.txs.get_mut(&txid).ok_or(Error::Noent)?;
+        if let Some(perms) = perms {
+            if !tx.parents.contains_key(anc) {
+                tx.path_bytes += path_charge(anc);
+                c.tx_bytes += path_charge(anc);
+                tx.parents.insert(String::from(anc), perms);
             }
         }
         Ok(())
     }
 
-    /// Rebuilds a transaction's view from the current main store (its operations replayed)
-    /// if the main store changed and nothing the transaction accessed did. A transaction
-    /// whose accessed nodes changed keeps its view: its commit will fail.
-    fn tx_refresh(&mut self, cid: ConnId, txid: u32, caller: &Caller) {
+    /// Makes sure a transaction has its view: built from the current main store with the
+    /// transaction's overlay applied, and listed so that the next change of the main store
+    /// drops it again.
+    fn tx_view(&mut self, cid: ConnId, txid: u32, caller: &Caller) -> Result<(), Error> {
         let quotas = self.quotas_of(caller.domid);
         let Some(Some(c)) = self.conns.get_mut(cid) else {
-            return;
+            return Err(Error::Io);
         };
-        let Some(tx) = c.txs.get_mut(&txid) else {
-            return;
-        };
-        if tx.base.same_root(&self.tree) || !tx.still_valid(&self.tree) {
-            return;
+        let tx = c.txs.get_mut(&txid).ok_or(Error::Noent)?;
+        if tx.view.is_none() {
+            let mut tree = self.tree.clone();
+            let mut usage = BTreeMap::new();
+            let mut st = view_store(
+                &mut tree,
+                &mut usage,
+                &mut self.generation,
+                Some(&self.usage),
+                &self.domains,
+                &quotas,
+                true,
+            );
+            tx.overlay.apply(&mut st, caller, |_, _| true);
+            tx.view = Some(View { tree, usage });
         }
-        let mut tree = self.tree.clone();
-        let mut usage = BTreeMap::new();
-        let mut st = view_store(
-            &mut tree,
-            &mut usage,
-            &mut self.generation,
-            Some(&self.usage),
-            &self.domains,
-            &quotas,
-            true,
-        );
-        for op in &tx.ops {
-            let _ = apply(&mut st, caller, op);
+        if !tx.listed {
+            tx.listed = true;
+            self.viewed.push((cid, txid));
         }
-        tx.tree = tree;
-        tx.usage = usage;
-        tx.base = self.tree.clone();
+        Ok(())
+    }
+
+    /// After a change of the main store: every transaction view built from it is settled
+    /// ([`Tx::settle`]), so no transaction keeps an old version of the store alive.
+    fn settle_views(&mut self) {
+        self.main_changed = false;
+        for (cid, txid) in mem::take(&mut self.viewed) {
+            if let Some(Some(c)) = self.conns.get_mut(cid) {
+                if let Some(tx) = c.txs.get_mut(&txid) {
+                    let before = tx.bytes();
+                    tx.settle(&self.tree);
+                    c.tx_bytes = c.tx_bytes - before + tx.bytes();
+                }
+            }
+        }
     }
 
     fn with_read<R>(
@@ -1081,19 +1009,26 @@ impl<P: Platform> Engine<P> {
         match *target {
             Target::Main => Ok(f(lookup(&self.tree, &self.domains, caller, path, READ)?)),
             Target::Tx(id) => {
-                self.tx_refresh(cid, id, caller);
-                self.record(cid, id, caller, path)?;
+                self.record(cid, id, caller, path, None)?;
+                self.tx_view(cid, id, caller)?;
                 let Some(Some(c)) = self.conns.get(cid) else {
                     return Err(Error::Io);
                 };
                 let tx = c.txs.get(&id).ok_or(Error::Noent)?;
-                Ok(f(lookup(&tx.tree, &self.domains, caller, path, READ)?))
+                if let Some(n) = tx.frozen.get(path) {
+                    if access(&self.domains, caller, &n.perms, n.generation) & READ == 0 {
+                        return Err(Error::Acces);
+                    }
+                    return Ok(f(n));
+                }
+                let view = tx.view.as_ref().ok_or(Error::Io)?;
+                Ok(f(lookup(&view.tree, &self.domains, caller, path, READ)?))
             }
         }
     }
 
     /// Applies a WRITE/MKDIR/RM/SET_PERMS to the main tree (collecting changes) or to a
-    /// transaction's tree (recording the operation for commit).
+    /// transaction's view (recording the result in its overlay).
     fn modify(
         &mut self,
         cid: ConnId,
@@ -1121,50 +1056,81 @@ impl<P: Platform> Engine<P> {
                 wrl_debit(self, caller, written);
                 r
             }
-            Target::Tx(id) => {
-                let path = match &op {
-                    TxOp::Write(p, _) | TxOp::Rm(p) | TxOp::SetPerms(p, _) => p.clone(),
-                };
-                self.tx_refresh(cid, id, caller);
-                self.record(cid, id, caller, &path)?;
-                if let TxOp::Write(p, _) = &op {
-                    self.record_creation(cid, id, caller, p)?;
-                }
-                let Some(Some(c)) = self.conns.get(cid) else {
-                    return Err(Error::Io);
-                };
-                let tx = c.txs.get(&id).ok_or(Error::Noent)?;
-                let cost = tx.cost(&op);
-                let grow = usize::try_from(cost).unwrap_or(0);
-                if room.exceeded(grow, grow) {
-                    // As C: the operation's own errors (permissions, sizes) come first.
-                    self.dry_run(Some((&tx.tree, &tx.usage)), &quotas, caller, &op)?;
-                    return Err(Error::Nomem);
-                }
-                let Some(Some(c)) = self.conns.get_mut(cid) else {
-                    return Err(Error::Io);
-                };
-                let tx = c.txs.get_mut(&id).ok_or(Error::Noent)?;
-                let mark = tx.touched.len();
-                tx.touch_op(&op);
-                let mut st = view_store(
-                    &mut tx.tree,
-                    &mut tx.usage,
-                    &mut self.generation,
-                    Some(&self.usage),
-                    &self.domains,
-                    &quotas,
-                    false,
-                );
-                if let Err(e) = apply(&mut st, caller, &op) {
-                    tx.touched.retain(|_, i| *i < mark);
-                    return Err(e);
-                }
-                tx.push_op(op, cost);
-                c.tx_bytes = c.tx_bytes.saturating_add_signed(cost);
+            Target::Tx(id) => self.modify_tx(cid, id, caller, op, &quotas, room),
+        }
+    }
+
+    /// [`Engine::modify`] in transaction `id`: the operation runs on the view (with every
+    /// permission and quota check), then its result goes into the overlay. Growth beyond
+    /// the memory bounds is refused (ENOMEM) after the operation's own errors, as in C, and
+    /// before anything is recorded.
+    fn modify_tx(
+        &mut self,
+        cid: ConnId,
+        id: u32,
+        caller: &Caller,
+        op: TxOp,
+        quotas: &Quotas,
+        room: Room,
+    ) -> Result<(), Error> {
+        let path = String::from(op.path());
+        self.tx_view(cid, id, caller)?;
+        let before = self.tx_mut(cid, id)?.bytes();
+        let depth = match &self.tx_mut(cid, id)?.view {
+            Some(view) => view.tree.existing_depth(&path),
+            None => return Err(Error::Io),
+        };
+        let creates = matches!(op, TxOp::Write(..)) && depth < path::components(&path).count();
+        self.record(cid, id, caller, &path, creates.then_some(depth))?;
+        if creates {
+            self.record_parent(cid, id, &path, depth)?;
+        }
+        let Some(Some(c)) = self.conns.get_mut(cid) else {
+            return Err(Error::Io);
+        };
+        let tx = c.txs.get_mut(&id).ok_or(Error::Noent)?;
+        // What `c.tx_bytes` already counts of this transaction.
+        let counted = tx.bytes();
+        let mark = tx.touched.len();
+        tx.touch_op(&op, depth);
+        let Some(view) = tx.view.as_mut() else {
+            return Err(Error::Io);
+        };
+        let backup = View {
+            tree: view.tree.clone(),
+            usage: view.usage.clone(),
+        };
+        let mut st = view_store(
+            &mut view.tree,
+            &mut view.usage,
+            &mut self.generation,
+            Some(&self.usage),
+            &self.domains,
+            quotas,
+            false,
+        );
+        let result = apply(&mut st, caller, &op);
+        let written = st.written;
+        let result = result.and_then(|()| {
+            let recorded = (tx.overlay.bytes() + tx.path_bytes).saturating_sub(before);
+            let grow = recorded + transaction::growth(&tx.overlay, &view.tree, &op, depth);
+            if room.exceeded(grow, grow) {
+                Err(Error::Nomem)
+            } else {
                 Ok(())
             }
+        });
+        if let Err(e) = result {
+            tx.untouch_from(mark);
+            tx.view = Some(backup);
+            c.tx_bytes = c.tx_bytes - counted + tx.bytes();
+            return Err(e);
         }
+        transaction::record_op(&mut tx.overlay, &view.tree, &op, depth);
+        tx.thaw(&path, matches!(op, TxOp::Rm(_)));
+        c.tx_bytes = c.tx_bytes - counted + tx.bytes();
+        wrl_debit(self, caller, written);
+        Ok(())
     }
 
     /// Checks a main-store operation of an unprivileged caller whose [`record_cost`] does
@@ -1177,7 +1143,7 @@ impl<P: Platform> Engine<P> {
         quotas: &Quotas,
         room: Room,
     ) -> Result<(), Error> {
-        let after = self.dry_run(None, quotas, caller, op)?;
+        let after = self.dry_run(quotas, caller, op)?;
         let bytes = |m: &BTreeMap<u32, Usage>, owner: Option<u32>| -> i64 {
             match owner {
                 Some(d) => m.get(&d).map_or(0, |u| u.bytes),
@@ -1192,28 +1158,22 @@ impl<P: Platform> Engine<P> {
         Ok(())
     }
 
-    /// Runs `op` on a copy of the main store, or of a transaction's `view` (its tree and
-    /// usage deltas), changing nothing (the copy is O(1): nodes stay shared until
-    /// changed). Returns the usage after it, or the error the operation gives.
+    /// Runs `op` on a copy of the main store, changing nothing (the copy is O(1): nodes
+    /// stay shared until changed). Returns the usage after it, or the operation's error.
     fn dry_run(
         &self,
-        view: Option<(&Tree, &BTreeMap<u32, Usage>)>,
         quotas: &Quotas,
         caller: &Caller,
         op: &TxOp,
     ) -> Result<BTreeMap<u32, Usage>, Error> {
-        let (tree, usage, base_usage) = match view {
-            Some((tree, usage)) => (tree, usage, Some(&self.usage)),
-            None => (&self.tree, &self.usage, None),
-        };
-        let mut tree = tree.clone();
-        let mut usage = usage.clone();
+        let mut tree = self.tree.clone();
+        let mut usage = self.usage.clone();
         let mut generation = self.generation;
         let mut st = view_store(
             &mut tree,
             &mut usage,
             &mut generation,
-            base_usage,
+            None,
             &self.domains,
             quotas,
             false,
@@ -1373,7 +1333,6 @@ impl<P: Platform> Engine<P> {
             return Err(Error::Busy);
         }
         let limit = self.quotas_of(caller.domid).transactions;
-        let snapshot = self.tree.clone();
         let Some(Some(c)) = self.conns.get_mut(cid) else {
             return Err(Error::Io);
         };
@@ -1385,24 +1344,16 @@ impl<P: Platform> Engine<P> {
             id = id.wrapping_add(1);
         }
         c.next_tx = id.wrapping_add(1);
-        c.txs.insert(
-            id,
-            Tx {
-                tree: snapshot.clone(),
-                base: snapshot,
-                accessed: BTreeMap::new(),
-                parents: BTreeMap::new(),
-                ops: Vec::new(),
-                bytes: 0,
-                usage: BTreeMap::new(),
-                touched: BTreeMap::new(),
-            },
-        );
+        c.txs.insert(id, Tx::default());
         perms::push_decimal(reply, u64::from(id));
         reply.push(0);
         Ok(())
     }
 
+    /// TRANSACTION_END: a commit applies the overlay to the main store if nothing the
+    /// transaction accessed changed (else EAGAIN). Permission entries naming a domain that
+    /// is gone, or was replaced by a new one with the same domid, since the transaction set
+    /// them are purged (an owner gives way to dom0): no later domain inherits them.
     fn tx_end(
         &mut self,
         cid: ConnId,
@@ -1415,21 +1366,33 @@ impl<P: Platform> Engine<P> {
             return Err(Error::Io);
         };
         let tx = c.txs.remove(&id).ok_or(Error::Noent)?;
-        c.tx_bytes = c.tx_bytes.saturating_sub(tx.bytes);
+        c.tx_bytes = c.tx_bytes.saturating_sub(tx.bytes());
         if !commit {
             return Ok(());
         }
         if !tx.still_valid(&self.tree) {
             return Err(Error::Again);
         }
+        self.main_changed = true;
         let quotas = self.quotas_of(caller.domid);
+        let domains = &self.domains;
+        let keep = |p: &Perm, gen: u64| {
+            p.bits & IGNORE != 0 || domains.get(&p.domid).is_some_and(|d| d.gen <= gen)
+        };
         let mut replayed = Vec::new();
-        let mut st = self.main_store(&quotas, true, &mut replayed);
-        for op in &tx.ops {
-            // Replayed operations were checked inside the transaction; one that no longer
-            // applies (e.g. RM of a node already gone) is a no-op.
-            let _ = apply(&mut st, caller, op);
-        }
+        let mut st = Store {
+            tree: &mut self.tree,
+            generation: &mut self.generation,
+            usage: &mut self.usage,
+            base_usage: None,
+            domains,
+            quotas: &quotas,
+            force: true,
+            changes: Some(&mut replayed),
+            written: 0,
+        };
+        tx.overlay.apply(&mut st, caller, keep);
+        replayed.retain(|ch| !tx.overlay.unnamed(&ch.path));
         tx.order_changes(&mut replayed);
         changes.extend(replayed);
         wrl_debit(self, caller, 1);
@@ -1552,6 +1515,7 @@ impl<P: Platform> Engine<P> {
         if self.usage.get(&domid).is_some_and(|u| u.nodes == 0) {
             self.usage.remove(&domid);
         }
+        self.settle_views();
         for ch in &changes {
             self.fire(ch);
         }
@@ -1615,14 +1579,6 @@ fn view_store<'a>(
         force,
         changes: None,
         written: 0,
-    }
-}
-
-fn apply(st: &mut Store<'_>, caller: &Caller, op: &TxOp) -> Result<(), Error> {
-    match op {
-        TxOp::Write(p, v) => st.write(caller, p, v.as_deref()),
-        TxOp::Rm(p) => st.rm(caller, p),
-        TxOp::SetPerms(p, perms) => st.set_perms(caller, p, perms.clone()),
     }
 }
 
@@ -1780,7 +1736,7 @@ impl<P: Platform> Engine<P> {
     /// accounting matches.
     pub fn check(&self) -> Result<(), &'static str> {
         for c in self.conns.iter().flatten() {
-            if c.tx_bytes != c.txs.values().map(|t| t.bytes).sum::<usize>() {
+            if c.tx_bytes != c.txs.values().map(Tx::bytes).sum::<usize>() {
                 return Err("transaction accounting out of step");
             }
         }

@@ -38,6 +38,7 @@ pub mod quota;
 /// The ring transport (`xenstore_domain_interface`).
 pub mod ring;
 mod store;
+mod transaction;
 pub mod tree;
 pub mod wire;
 mod wrl;

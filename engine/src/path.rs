@@ -79,6 +79,24 @@ pub fn prefix(abs: &str, depth: usize) -> String {
     s
 }
 
+/// The first `depth` components of `abs` as a slice of it ("/" for 0; all of `abs` if it
+/// has fewer): linear in the path length, without allocating.
+pub fn ancestor(abs: &str, depth: usize) -> &str {
+    if depth == 0 {
+        return "/";
+    }
+    let mut seen = 0;
+    for (i, b) in abs.bytes().enumerate().skip(1) {
+        if b == b'/' {
+            seen += 1;
+            if seen == depth {
+                return abs.get(..i).unwrap_or(abs);
+            }
+        }
+    }
+    abs
+}
+
 /// True if `child` is `parent` or below it.
 pub fn is_child(child: &str, parent: &str) -> bool {
     if parent == "/" {
@@ -120,6 +138,19 @@ mod tests {
             b"/local/domain/",
         ] {
             assert_eq!(canonicalize(bad, 0, 2048), Err(Error::Inval), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ancestors_are_slices() {
+        assert_eq!(ancestor("/a/bc/d", 0), "/");
+        assert_eq!(ancestor("/a/bc/d", 1), "/a");
+        assert_eq!(ancestor("/a/bc/d", 2), "/a/bc");
+        assert_eq!(ancestor("/a/bc/d", 3), "/a/bc/d");
+        assert_eq!(ancestor("/a/bc/d", 9), "/a/bc/d");
+        assert_eq!(ancestor("/", 1), "/");
+        for d in 0..4 {
+            assert_eq!(ancestor("/a/bc/d", d), prefix("/a/bc/d", d));
         }
     }
 

@@ -248,6 +248,31 @@ impl Node {
         }
     }
 
+    /// A copy of this node whose children are empty placeholders: its value, permissions,
+    /// generation and child list (names and order), without keeping the subtrees alive.
+    pub fn shallow(&self) -> Node {
+        let dir = self.dir.as_ref().map(|d| {
+            let mut children = Children::List(Vec::new());
+            for (name, c) in d.children.iter() {
+                let mut leaf = Node::new(Vec::new(), c.perms.share(), c.generation);
+                leaf.seq = c.seq;
+                children.insert(name.clone(), Rc::new(leaf));
+            }
+            Box::new(Dir {
+                children,
+                next_seq: d.next_seq,
+                child_bytes: d.child_bytes,
+            })
+        });
+        Node {
+            value: self.value.clone(),
+            perms: self.perms.share(),
+            generation: self.generation,
+            seq: self.seq,
+            dir,
+        }
+    }
+
     /// The children: name and node, in name order.
     fn children(&self) -> impl Iterator<Item = (&[u8], &Node)> {
         self.dir
