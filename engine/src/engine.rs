@@ -1461,16 +1461,17 @@ impl<P: Platform> Engine<P> {
         if domid == 0 {
             return;
         }
-        let Some(mut d) = self.domains.remove(&domid) else {
-            return;
-        };
-        if d.conn.is_some() {
-            self.wrl.domain_gone(&mut d);
-        }
-        if let Some(cid) = d.conn {
-            self.platform.release(cid, domid);
-            if let Some(slot) = self.conns.get_mut(cid) {
-                *slot = None;
+        let known = self.domains.remove(&domid);
+        let was_known = known.is_some();
+        if let Some(mut d) = known {
+            if d.conn.is_some() {
+                self.wrl.domain_gone(&mut d);
+            }
+            if let Some(cid) = d.conn {
+                self.platform.release(cid, domid);
+                if let Some(slot) = self.conns.get_mut(cid) {
+                    *slot = None;
+                }
             }
         }
         for x in self.domains.values_mut() {
@@ -1485,11 +1486,27 @@ impl<P: Platform> Engine<P> {
                 *sp = n0();
             }
         }
+        // The subtrees it owns go (XSA-419); other nodes forget it (no later domain with
+        // its domid inherits an entry). Done even if the domain was not in the table.
         let mut roots: Vec<String> = Vec::new();
+        let mut naming: Vec<(String, Vec<Perm>)> = Vec::new();
         tree::walk(self.tree.root(), "/", |p, n| {
-            let covered = roots.iter().any(|r| r != "/" && path::is_child(p, r));
-            if n.owner() == domid && !covered {
+            // Pre-order: a root's subtree is walked right after it.
+            if roots
+                .last()
+                .is_some_and(|r| r != "/" && path::is_child(p, r))
+            {
+                return;
+            }
+            if n.owner() == domid {
                 roots.push(String::from(p));
+            } else if n.perms.iter().skip(1).any(|e| e.domid == domid) {
+                let kept = n
+                    .perms
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, e)| *i == 0 || e.domid != domid);
+                naming.push((String::from(p), kept.map(|(_, e)| *e).collect()));
             }
         });
         let mut changes = Vec::new();
@@ -1512,6 +1529,11 @@ impl<P: Platform> Engine<P> {
                 let _ = st.rm(&caller, r);
             }
         }
+        // Purging entries is no change a watcher asked about: no events.
+        st.changes = None;
+        for (p, perms) in naming {
+            let _ = st.set_perms(&caller, &p, perms);
+        }
         if self.usage.get(&domid).is_some_and(|u| u.nodes == 0) {
             self.usage.remove(&domid);
         }
@@ -1519,7 +1541,9 @@ impl<P: Platform> Engine<P> {
         for ch in &changes {
             self.fire(ch);
         }
-        self.fire_special(1, domid);
+        if was_known {
+            self.fire_special(1, domid);
+        }
     }
 }
 

@@ -112,12 +112,12 @@ fn xsa322_417_reused_domid_does_not_inherit_permissions() {
     assert_eq!(h.args(c, ty::SET_PERMS, &["/shared", "n0", "r5"]), ok());
     assert_eq!(h.read(g, "/shared"), Ok(b"s".to_vec()));
     assert_eq!(h.one(c, ty::RELEASE, "5"), ok());
-    // The entry names a domain that is gone: still listed (as C does), never honoured.
-    assert_eq!(h.one(c, ty::GET_PERMS, "/shared"), Ok(b"n0\0r5\0".to_vec()));
+    // The entry named a domain that is gone: purged (as current upstream).
+    assert_eq!(h.one(c, ty::GET_PERMS, "/shared"), Ok(b"n0\0".to_vec()));
     let g = h.guest(5);
     assert_eq!(h.read(g, "/shared"), err("EACCES"));
     assert_eq!(h.write(c, "/shared", b"t"), ok());
-    assert_eq!(h.one(c, ty::GET_PERMS, "/shared"), Ok(b"n0\0r5\0".to_vec()));
+    assert_eq!(h.one(c, ty::GET_PERMS, "/shared"), Ok(b"n0\0".to_vec()));
     assert_eq!(h.read(g, "/shared"), err("EACCES"));
     // Set anew, the entry names the new domain 5.
     assert_eq!(h.args(c, ty::SET_PERMS, &["/shared", "n0", "r5"]), ok());
@@ -294,4 +294,47 @@ fn priv_domid_is_privileged() {
     let g = h.guest(4);
     assert_eq!(h.read(g, "/tool/xenstored"), Ok(vec![]));
     assert_eq!(h.one(g, ty::CONTROL, "check"), Ok(b"OK\0".to_vec()));
+}
+
+#[test]
+fn a_transaction_cannot_give_a_node_to_a_dead_domain() {
+    let mut h = H::new();
+    let c = h.dom0();
+    let g = h.guest(5);
+    let _ = g;
+    // dom0's transaction makes /vm5 domain 5's; domain 5 goes before the commit.
+    let t = h.tx_start(c);
+    assert_eq!(h.call(c, ty::WRITE, t, b"/vm5\0secret"), ok());
+    assert_eq!(h.call(c, ty::SET_PERMS, t, b"/vm5\0n5\0r7\0"), ok());
+    assert_eq!(h.call(c, ty::WRITE, t, b"/shared\0s"), ok());
+    assert_eq!(h.call(c, ty::SET_PERMS, t, b"/shared\0n0\0r5\0"), ok());
+    assert_eq!(h.one(c, ty::RELEASE, "5"), ok());
+    assert_eq!(h.call(c, ty::TRANSACTION_END, t, b"T\0"), ok());
+    // Ownership passed to dom0, entries naming the dead domain are gone.
+    assert_eq!(h.one(c, ty::GET_PERMS, "/vm5"), Ok(b"n0\0r7\0".to_vec()));
+    assert_eq!(h.one(c, ty::GET_PERMS, "/shared"), Ok(b"n0\0".to_vec()));
+    assert_eq!(h.args(c, ty::CONTROL, &["quota", "5"]), err("ENOENT"));
+    // A new domain 5 neither reads, writes nor pays for them.
+    let g = h.guest(5);
+    assert_eq!(h.read(g, "/vm5"), err("EACCES"));
+    assert_eq!(h.write(g, "/vm5", b"mine"), err("EACCES"));
+    assert_eq!(h.read(g, "/shared"), err("EACCES"));
+    assert_eq!(h.e.nodes_owned(5), 0);
+    // The same in a transaction of a domain that is gone and back before the commit.
+    let t = h.tx_start(c);
+    assert_eq!(h.call(c, ty::WRITE, t, b"/vm5b\0x"), ok());
+    assert_eq!(h.call(c, ty::SET_PERMS, t, b"/vm5b\0n5\0"), ok());
+    assert_eq!(h.one(c, ty::RELEASE, "5"), ok());
+    let g = h.guest(5);
+    assert_eq!(h.call(c, ty::TRANSACTION_END, t, b"T\0"), ok());
+    assert_eq!(h.one(c, ty::GET_PERMS, "/vm5b"), Ok(b"n0\0".to_vec()));
+    assert_eq!(h.read(g, "/vm5b"), err("EACCES"));
+    // Nodes created for a domain that dies before it is ever introduced go with it.
+    assert_eq!(h.write(c, "/local/domain/9/x", b"v"), ok());
+    assert_eq!(h.args(c, ty::SET_PERMS, &["/local/domain/9", "n9"]), ok());
+    assert_eq!(h.args(c, ty::SET_PERMS, &["/local/domain/9/x", "n9"]), ok());
+    h.e.domain_gone(9);
+    assert_eq!(h.read(c, "/local/domain/9/x"), err("ENOENT"));
+    h.e.domain_gone(9);
+    assert_eq!(h.e.check(), Ok(()));
 }
