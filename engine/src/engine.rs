@@ -13,6 +13,7 @@ use crate::wrl::{Wrl, WRITE_COST};
 use crate::ConnId;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
+use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::mem;
@@ -32,6 +33,9 @@ pub struct Config {
     /// open transaction data), for a server whose heap is smaller than the domains' memory
     /// quotas added up: unprivileged growth beyond it is refused (ENOMEM). 0 = unlimited.
     pub global_memory: u32,
+    /// Bound on the bytes queued for a privileged connection that does not read: beyond
+    /// it, its oldest watch events are dropped (logged once). 0 = unlimited.
+    pub priv_queue_limit: usize,
 }
 
 impl Default for Config {
@@ -42,6 +46,7 @@ impl Default for Config {
             priv_domid: None,
             watch_event_timeout_ms: 20_000,
             global_memory: 0,
+            priv_queue_limit: 16 << 20,
         }
     }
 }
@@ -70,7 +75,7 @@ struct Watch {
 }
 
 struct OutMsg {
-    data: Vec<u8>,
+    data: Rc<[u8]>,
     at: u64,
     event: bool,
 }
@@ -85,6 +90,11 @@ struct Conn {
     /// Bytes held by the open transactions (sum of their `bytes`, charged likewise).
     tx_bytes: usize,
     out_off: usize,
+    /// The watch events in `out` not yet started, by content: a duplicate is not queued
+    /// again (found without scanning the queue).
+    queued_events: BTreeMap<Rc<[u8]>, u32>,
+    /// Events were dropped since the queue last emptied (the warning is logged once).
+    dropping: bool,
     watches: Vec<Watch>,
     txs: BTreeMap<u32, Tx>,
     next_tx: u32,
@@ -102,6 +112,8 @@ impl Conn {
             out_bytes: 0,
             tx_bytes: 0,
             out_off: 0,
+            queued_events: BTreeMap::new(),
+            dropping: false,
             watches: Vec::new(),
             txs: BTreeMap::new(),
             next_tx: 1,
@@ -298,6 +310,9 @@ impl<P: Platform> Engine<P> {
         let mut n = 0;
         while n < dst.len() {
             let Some(front) = c.out.front() else { break };
+            if c.out_off == 0 && front.event {
+                unindex(&mut c.queued_events, &front.data);
+            }
             let rest = front.data.get(c.out_off..).unwrap_or(&[]);
             let k = rest.len().min(dst.len() - n);
             dst[n..n + k].copy_from_slice(&rest[..k]);
@@ -322,6 +337,8 @@ impl<P: Platform> Engine<P> {
             c.out_off = 0;
         }
         c.out_bytes = 0;
+        c.queued_events.clear();
+        c.dropping = false;
     }
 
     /// Whether the host should read more input for this connection now: false while the
@@ -363,11 +380,13 @@ impl<P: Platform> Engine<P> {
             let started = c.out_off > 0;
             let mut i = 0;
             let mut dropped = 0;
+            let index = &mut c.queued_events;
             c.out.retain(|m| {
                 let keep = (i == 0 && started) || !m.event || now.saturating_sub(m.at) < limit;
                 i += 1;
                 if !keep {
                     dropped += m.data.len();
+                    unindex(index, &m.data);
                 }
                 keep
             });
@@ -482,25 +501,44 @@ impl<P: Platform> Engine<P> {
         self.room(c).exceeded(extra, extra)
     }
 
-    /// Queues a message. A watch event that would exceed an unprivileged domain's memory
-    /// quota is dropped (as in C xenstored); replies are always queued (see `process`).
+    /// Queues a message. A watch event already queued (not yet started) is not queued
+    /// again; one that would exceed an unprivileged domain's memory quota is dropped (as in
+    /// C xenstored); a privileged connection's queue is bounded by dropping its oldest
+    /// events. Replies are always queued (see `process`).
     fn push(&mut self, conn: ConnId, data: Vec<u8>, event: bool) {
         let now = if event { self.platform.now_ms() } else { 0 };
         let Some(Some(c)) = self.conns.get(conn) else {
             return;
         };
         if event {
-            let start = usize::from(c.out_off > 0);
-            if c.out.iter().skip(start).any(|m| m.event && m.data == data) {
+            if c.queued_events.contains_key(data.as_slice()) {
                 return;
             }
             if self.over_memory(c, data.len()) {
                 return;
             }
         }
+        let limit = self.cfg.priv_queue_limit;
         let Some(Some(c)) = self.conns.get_mut(conn) else {
             return;
         };
+        if event && c.privileged && limit != 0 && c.out_bytes + data.len() > limit {
+            let dropped = drop_oldest_events(c, limit / 4 * 3);
+            if !c.dropping {
+                c.dropping = true;
+                let domid = c.domid;
+                self.platform.log(&format!(
+                    "connection {conn} (dom{domid}) does not read its watch events: dropped the oldest {dropped}, more to follow until it reads"
+                ));
+            }
+        }
+        let Some(Some(c)) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let data: Rc<[u8]> = Rc::from(data);
+        if event {
+            *c.queued_events.entry(data.clone()).or_insert(0) += 1;
+        }
         c.out_bytes += data.len();
         c.out.push_back(OutMsg {
             data,
@@ -1897,6 +1935,40 @@ impl<P: Platform> Engine<P> {
         }
         Ok(())
     }
+}
+
+/// Takes one queued event out of the duplicate index.
+fn unindex(index: &mut BTreeMap<Rc<[u8]>, u32>, data: &[u8]) {
+    if let Some(n) = index.get_mut(data) {
+        *n -= 1;
+        if *n == 0 {
+            index.remove(data);
+        }
+    }
+}
+
+/// Drops a connection's oldest queued watch events (never a reply, nor the message being
+/// sent) until at most `target` bytes are queued; returns how many went.
+fn drop_oldest_events(c: &mut Conn, target: usize) -> usize {
+    let started = c.out_off > 0;
+    let mut excess = c.out_bytes.saturating_sub(target);
+    let (mut i, mut n) = (0, 0);
+    let index = &mut c.queued_events;
+    let mut freed = 0;
+    c.out.retain(|m| {
+        let first = i == 0;
+        i += 1;
+        if excess == 0 || !m.event || (first && started) {
+            return true;
+        }
+        excess = excess.saturating_sub(m.data.len());
+        freed += m.data.len();
+        n += 1;
+        unindex(index, &m.data);
+        false
+    });
+    c.out_bytes -= freed;
+    n
 }
 
 /// A WATCH_EVENT message, or None if its payload would exceed 4096 bytes (XSA-324).

@@ -91,6 +91,8 @@ struct Server {
     next_token: usize,
     domain_dir: Option<PathBuf>,
     buf: Vec<u8>,
+    /// Accepting failed (e.g. EMFILE): retried on every loop pass until it works.
+    accept_stalled: bool,
 }
 
 fn bind(path: &Path) -> Result<UnixListener, String> {
@@ -143,12 +145,13 @@ pub fn run(opts: &Options) -> Result<(), String> {
         next_token: FIRST_DYNAMIC,
         domain_dir: opts.domain_dir.clone(),
         buf: vec![0; READ_CHUNK],
+        accept_stalled: false,
     };
     let mut events = Events::with_capacity(256);
     let mut last_tick = Instant::now();
     let mut spin = Spin::default();
     loop {
-        let timeout = if srv.paused.is_empty() {
+        let timeout = if srv.paused.is_empty() && !srv.accept_stalled {
             Duration::from_secs(1)
         } else {
             Duration::from_millis(20)
@@ -169,6 +172,9 @@ pub fn run(opts: &Options) -> Result<(), String> {
                     ev.is_read_closed() || ev.is_error(),
                 ),
             }
+        }
+        if srv.accept_stalled {
+            srv.accept_main(&listener);
         }
         if !srv.paused.is_empty() {
             for t in std::mem::take(&mut srv.paused) {
@@ -254,21 +260,41 @@ impl Server {
         t
     }
 
+    /// Accepts every pending client. When accepting fails (e.g. out of file descriptors:
+    /// EMFILE), the edge-triggered listener would not wake the loop again for the clients
+    /// already waiting, so the loop retries every 20 ms until accepting works again; the
+    /// failure and the recovery are logged once each.
     fn accept_main(&mut self, listener: &UnixListener) {
         loop {
             match listener.accept() {
                 Ok((stream, _)) => {
+                    self.accepting_again();
                     let conn = self.engine.new_connection(0);
                     self.add_client(stream, conn);
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.accepting_again();
+                    break;
+                }
                 Err(e) => {
-                    eprintln!("ferrostored: accept failed: {e}");
+                    if !self.accept_stalled {
+                        eprintln!(
+                            "ferrostored: cannot accept connections: {e}; retrying every 20 ms (raise the open-file limit, ulimit -n, if this persists)"
+                        );
+                        self.accept_stalled = true;
+                    }
                     break;
                 }
             }
         }
         self.after_work();
+    }
+
+    fn accepting_again(&mut self) {
+        if self.accept_stalled {
+            self.accept_stalled = false;
+            eprintln!("ferrostored: accepting connections again");
+        }
     }
 
     fn add_client(&mut self, mut stream: UnixStream, conn: ConnId) -> Option<Token> {

@@ -32,6 +32,28 @@ impl Server {
         s
     }
 
+    /// Like [`Server::start`], under `ulimit -n LIMIT`.
+    fn start_limited(name: &str, limit: u32) -> Server {
+        let dir =
+            std::env::temp_dir().join(format!("ferrostored-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_ferrostored"))
+            .arg("--socket")
+            .arg(dir.join("sock"))
+            .arg("--pid-file")
+            .arg(dir.join("pid"))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let s = Server { child, dir };
+        wait_for(&s.dir.join("sock"));
+        s
+    }
+
     fn connect(&self) -> Client {
         Client::new(&self.dir.join("sock"))
     }
@@ -227,4 +249,42 @@ fn help_and_bad_options() {
         String::from_utf8(out.stderr).unwrap(),
         "ferrostored: unknown option --bogus (see ferrostored --help)\n"
     );
+}
+
+#[test]
+fn keeps_accepting_after_running_out_of_descriptors() {
+    let srv = Server::start_limited("emfile", 32);
+    // Far more clients than descriptors: the ones beyond the limit wait in the backlog.
+    let mut clients: Vec<UnixStream> = (0..60)
+        .map(|_| UnixStream::connect(srv.dir.join("sock")).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // Once descriptors are free again, every waiting client and a new one are served.
+    let waiting = clients.split_off(40);
+    drop(clients);
+    for s in waiting {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut c = Client { s };
+        assert_eq!(c.call(10, b"3\0"), (10, b"/local/domain/3\0".to_vec()));
+    }
+    let mut late = srv.connect();
+    assert_eq!(late.call(10, b"3\0"), (10, b"/local/domain/3\0".to_vec()));
+    let mut srv = srv;
+    let _ = srv.child.kill();
+    let mut err = String::new();
+    srv.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    // Each stall is logged once, and so is its end.
+    let stalls = err.matches("cannot accept connections").count();
+    assert!(stalls >= 1, "{err}");
+    assert_eq!(
+        err.matches("accepting connections again").count(),
+        stalls,
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 2 * stalls, "{err}");
 }

@@ -285,3 +285,51 @@ fn host_memory_low_refuses_unprivileged_growth_only() {
     h.p.low.set(false);
     assert_eq!(h.write(g, "b", b"2"), ok());
 }
+
+#[test]
+fn a_privileged_connection_that_does_not_read_is_bounded() {
+    let mut cfg = Config::default();
+    cfg.priv_queue_limit = 64 * 1024;
+    let mut h = H::with(cfg);
+    let c = h.dom0();
+    let idle = h.dom0();
+    assert_eq!(h.args(idle, ty::WATCH, &["/w", "t"]), ok());
+    assert_eq!(h.events(idle), ["/w|t|"]);
+    // The same event again and again is queued once.
+    for _ in 0..1000 {
+        assert_eq!(h.write(c, "/w", b"v"), ok());
+    }
+    assert_eq!(h.events(idle), ["/w|t|"]);
+    // 20,000 distinct events: the oldest go, the newest stay, the queue stays bounded,
+    // and one warning says so.
+    for i in 0..20_000 {
+        assert_eq!(h.write(c, &format!("/w/n{i}"), b""), ok());
+    }
+    let events = h.events(idle);
+    let bytes: usize = events.iter().map(|e| e.len() + 16).sum();
+    assert!(bytes <= 64 * 1024, "{bytes} bytes queued");
+    assert!(events.len() > 1000, "{} events kept", events.len());
+    assert_eq!(events.last().map(String::as_str), Some("/w/n19999|t|"));
+    let warnings =
+        h.p.log
+            .borrow()
+            .iter()
+            .filter(|l| l.contains("does not read"))
+            .count();
+    assert_eq!(warnings, 1);
+    // Once it has read, a new backlog is reported again; dedup still works.
+    for i in 0..20_000 {
+        assert_eq!(h.write(c, &format!("/w/m{i}"), b""), ok());
+    }
+    assert_eq!(h.write(c, "/w/m19999", b""), ok());
+    let events = h.events(idle);
+    assert_eq!(events.iter().filter(|e| *e == "/w/m19999|t|").count(), 1);
+    let warnings =
+        h.p.log
+            .borrow()
+            .iter()
+            .filter(|l| l.contains("does not read"))
+            .count();
+    assert_eq!(warnings, 2);
+    assert_eq!(h.e.check(), Ok(()));
+}

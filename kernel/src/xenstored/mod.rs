@@ -55,6 +55,9 @@ mod service {
     /// Bytes charged to all domains together (dom0 included, though never refused): at most
     /// this fraction of the heap.
     const GLOBAL_MEMORY_HEAP_DIVISOR: usize = 2;
+    /// Output queued for a privileged connection that does not read (dom0's ring): beyond
+    /// this fraction of the heap its oldest watch events are dropped.
+    const PRIV_QUEUE_HEAP_DIVISOR: usize = 8;
     /// Guests' growth is refused while less than this fraction of the heap is free (the
     /// charged bytes above leave out per-node bookkeeping; this bounds the real use).
     const RESERVE_HEAP_DIVISOR: usize = 8;
@@ -101,6 +104,7 @@ mod service {
             .min((heap / MEMORY_QUOTA_HEAP_DIVISOR) as u32);
         cfg.soft_memory = cfg.soft_memory.min(cfg.quotas.memory / 5 * 4);
         cfg.global_memory = u32::try_from(heap / GLOBAL_MEMORY_HEAP_DIVISOR).unwrap_or(u32::MAX);
+        cfg.priv_queue_limit = heap / PRIV_QUEUE_HEAP_DIVISOR;
         for (name, v) in QUOTA_NAMES.iter().zip(opts.quotas.iter()) {
             if let Some(v) = v {
                 cfg.quotas.set(name, *v);
