@@ -288,9 +288,10 @@ fn host_memory_low_refuses_unprivileged_growth_only() {
 
 #[test]
 fn a_privileged_connection_that_does_not_read_is_bounded() {
-    let mut cfg = Config::default();
-    cfg.priv_queue_limit = 64 * 1024;
-    let mut h = H::with(cfg);
+    let mut h = H::with(Config {
+        priv_queue_limit: 64 * 1024,
+        ..Config::default()
+    });
     let c = h.dom0();
     let idle = h.dom0();
     assert_eq!(h.args(idle, ty::WATCH, &["/w", "t"]), ok());
