@@ -930,6 +930,10 @@ impl<P: Platform> Engine<P> {
         created: Option<usize>,
     ) -> Result<(), Error> {
         let limit = self.quotas_of(caller.domid).transaction_nodes;
+        let room = match self.conns.get(cid) {
+            Some(Some(c)) => self.room(c),
+            _ => return Err(Error::Io),
+        };
         let total = path::components(path).count();
         let top = created
             .filter(|&d| d + 1 < total)
@@ -952,6 +956,14 @@ impl<P: Platform> Engine<P> {
         }
         if !caller.privileged && over(tx.accessed_nodes + count, limit) {
             return Err(Error::Nospc);
+        }
+        let charge: usize = [new_target.then_some(path), new_top]
+            .into_iter()
+            .flatten()
+            .map(path_charge)
+            .sum();
+        if room.exceeded(charge, charge) {
+            return Err(Error::Nomem);
         }
         tx.accessed_nodes += count;
         for p in [new_target.then_some(path), new_top].into_iter().flatten() {
@@ -1803,6 +1815,9 @@ impl<P: Platform> Engine<P> {
             }
         }
         let owners = tree::check(&self.tree, self.generation)?;
+        if owners.keys().any(|d| !self.domains.contains_key(d)) {
+            return Err("node owned by a domain that is gone");
+        }
         for (d, u) in &self.usage {
             if u.nodes != owners.get(d).copied().unwrap_or(0) as i64 {
                 return Err("node accounting out of step");
@@ -1814,6 +1829,17 @@ impl<P: Platform> Engine<P> {
             }
         }
         Ok(())
+    }
+
+    /// Open transactions holding a view of the main store, and those holding frozen copies
+    /// of the nodes they accessed.
+    #[cfg(test)]
+    pub(crate) fn views_held(&self) -> (usize, usize) {
+        let txs = || self.conns.iter().flatten().flat_map(|c| c.txs.values());
+        (
+            txs().filter(|t| t.view.is_some()).count(),
+            txs().filter(|t| !t.frozen.is_empty()).count(),
+        )
     }
 
     /// Nodes currently owned by `domid`.

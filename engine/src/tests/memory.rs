@@ -334,3 +334,64 @@ fn a_privileged_connection_that_does_not_read_is_bounded() {
     assert_eq!(warnings, 2);
     assert_eq!(h.e.check(), Ok(()));
 }
+
+#[test]
+fn idle_transactions_keep_no_old_store_alive() {
+    let mut h = H::new();
+    let c = h.dom0();
+    let g = h.guest(5);
+    h.home(c, 5);
+    for i in 0..200 {
+        assert_eq!(h.write(c, &format!("/big/n{i}"), &[b'x'; 1000]), ok());
+    }
+    assert_eq!(h.write(g, "mine", b"1"), ok());
+    let txs: Vec<u32> = (0..10).map(|_| h.tx_start(g)).collect();
+    for &t in &txs {
+        assert_eq!(h.call(g, ty::READ, t, b"mine\0"), Ok(b"1".to_vec()));
+    }
+    assert_eq!(h.e.views_held(), (10, 0));
+    // dom0 rewrites a large subtree: the idle transactions keep no view of the old one.
+    assert_eq!(h.call(c, ty::RM, 0, b"/big\0"), ok());
+    assert_eq!(h.e.views_held(), (0, 0));
+    for &t in &txs {
+        assert_eq!(h.call(g, ty::READ, t, b"mine\0"), Ok(b"1".to_vec()));
+    }
+    // A transaction whose commit will fail keeps only copies of the nodes it accessed.
+    assert_eq!(h.write(g, "mine", b"2"), ok());
+    assert_eq!(h.e.views_held(), (0, 10));
+    for &t in &txs {
+        assert_eq!(h.call(g, ty::READ, t, b"mine\0"), Ok(b"1".to_vec()));
+        assert_eq!(h.call(g, ty::TRANSACTION_END, t, b"T\0"), err("EAGAIN"));
+    }
+    assert_eq!(h.e.check(), Ok(()));
+}
+
+#[test]
+fn paths_accessed_by_transactions_are_charged() {
+    let mut h = H::new();
+    let c = h.dom0();
+    let g = h.guest(5);
+    h.home(c, 5);
+    // Reads of long missing paths in 10 transactions: each path is kept for the conflict
+    // check, so the domain pays for it; the quota ends it.
+    let long = "p".repeat(1900);
+    let txs: Vec<u32> = (0..10).map(|_| h.tx_start(g)).collect();
+    let mut held = 0;
+    let mut refused = None;
+    'out: for i in 0..1024 {
+        for &t in &txs {
+            let p = format!("{long}{i}");
+            match h.call(g, ty::READ, t, &z(&[p.as_bytes()])) {
+                Err(e) if e == "ENOENT" => held += p.len(),
+                other => {
+                    refused = Some(other);
+                    break 'out;
+                }
+            }
+        }
+    }
+    assert_eq!(refused, Some(err("ENOMEM")));
+    assert!(held <= 2560 * 1024, "{held} bytes of paths held");
+    assert!(held > 2000 * 1024, "{held} bytes of paths held");
+    assert_eq!(h.e.check(), Ok(()));
+}

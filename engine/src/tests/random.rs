@@ -52,21 +52,26 @@ fn random_byte_streams() {
     }
 }
 
+/// Introduces guest `g` again with its home; returns its new connection.
+fn reintroduce(h: &mut H, d: ConnId, g: u32) -> ConnId {
+    let c = h.guest(g);
+    let home = format!("/local/domain/{g}");
+    assert_eq!(h.write(d, &home, b""), ok());
+    assert_eq!(
+        h.args(d, ty::SET_PERMS, &[&home, &format!("n{g}"), "r0"]),
+        ok()
+    );
+    c
+}
+
 #[test]
 fn random_request_sequences() {
     for seed in 1..30u64 {
         let mut r = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
         let mut h = H::new();
         let d = h.dom0();
-        let conns = [d, h.dom0(), h.guest(3), h.guest(4)];
-        for g in [3, 4] {
-            let home = format!("/local/domain/{g}");
-            assert_eq!(h.write(d, &home, b""), ok());
-            assert_eq!(
-                h.args(d, ty::SET_PERMS, &[&home, &format!("n{g}"), "r0"]),
-                ok()
-            );
-        }
+        let d2 = h.dom0();
+        let mut conns = [d, d2, reintroduce(&mut h, d, 3), reintroduce(&mut h, d, 4)];
         let paths = [
             "/a",
             "/a/b",
@@ -91,7 +96,7 @@ fn random_request_sequences() {
             } else {
                 0
             };
-            let res = match r.below(12) {
+            let res = match r.below(17) {
                 0 | 1 => h.write(c, p, format!("v{step}").as_bytes()),
                 2 => h.call(c, ty::MKDIR, tx, &z(&[p.as_bytes()])),
                 3 => h.call(c, ty::RM, tx, &z(&[p.as_bytes()])),
@@ -119,13 +124,77 @@ fn random_request_sequences() {
                     None => ok(),
                 },
                 10 => h.call(c, ty::WRITE, tx, &z(&[p.as_bytes(), b"w"])),
+                // Alternating writes of two nodes in a transaction, with outside changes.
+                11 if tx != 0 => {
+                    let q = *r.pick(&paths);
+                    let mut res = ok();
+                    for i in 0..r.below(40) {
+                        let (target, t) = if i % 5 == 4 {
+                            (q, 0)
+                        } else {
+                            ([p, q][i as usize % 2], tx)
+                        };
+                        let v = format!("a{i}");
+                        res = res.and(h.call(
+                            c,
+                            ty::WRITE,
+                            t,
+                            &z(&[target.as_bytes(), v.as_bytes()]),
+                        ));
+                        let _ = h.write(d, "/churn", v.as_bytes());
+                    }
+                    res
+                }
+                // A transaction gives a node to a guest that is released (and comes back)
+                // before the commit: it must end up with no owner that is gone.
+                12 => {
+                    let g = 3 + r.below(2) as u32;
+                    let t = h.tx_start(d);
+                    let owner = format!("n{g}");
+                    let mut res = h.call(d, ty::WRITE, t, &z(&[b"/gift", b"x"]));
+                    res = res.and(h.call(
+                        d,
+                        ty::SET_PERMS,
+                        t,
+                        &z(&[b"/gift", owner.as_bytes(), b"r4"]),
+                    ));
+                    let gone = r.below(3);
+                    if gone > 0 {
+                        h.e.domain_gone(g);
+                        txs.retain(|x| x.0 != conns[g as usize - 1]);
+                    }
+                    if gone == 2 {
+                        conns[g as usize - 1] = reintroduce(&mut h, d, g);
+                    }
+                    let end = h.call(d, ty::TRANSACTION_END, t, b"T\0");
+                    assert_eq!(h.e.check(), Ok(()), "seed {seed} step {step}");
+                    if gone == 1 {
+                        conns[g as usize - 1] = reintroduce(&mut h, d, g);
+                    }
+                    res.and(end)
+                }
+                // Idle transactions while dom0 churns a subtree.
+                13 => {
+                    for i in 0..r.below(30) {
+                        let _ =
+                            h.write(d, &format!("/big/n{}", i % 7), format!("{step}").as_bytes());
+                    }
+                    let _ = h.call(d, ty::RM, 0, b"/big\0");
+                    ok()
+                }
+                // Deep transactional paths.
+                14 if tx != 0 => {
+                    let depth = 1 + r.below(120) as usize;
+                    let deep = format!("deep{}", "/d".repeat(depth));
+                    h.call(c, ty::WRITE, tx, &z(&[deep.as_bytes(), b"v"]))
+                }
                 _ => h.call(c, ty::GET_PERMS, tx, &z(&[p.as_bytes()])),
             };
             if let Err(e) = res {
                 assert!(
                     [
                         "ENOENT", "EACCES", "EINVAL", "EEXIST", "EAGAIN", "ENOSPC", "EPERM",
-                        "E2BIG"
+                        "E2BIG", "ENOMEM"
                     ]
                     .contains(&e.as_str()),
                     "seed {seed} step {step}: unexpected {e}"

@@ -2,6 +2,7 @@
 //! transaction first accesses it, and only a change after that access is a conflict.
 
 use super::*;
+use alloc::format;
 
 #[test]
 fn changes_before_the_first_access_are_no_conflict() {
@@ -111,5 +112,56 @@ fn rewriting_one_node_in_a_transaction_commits_the_last_value() {
     assert_eq!(h.call(c, ty::TRANSACTION_END, t, b"T\0"), ok());
     assert_eq!(h.read(c, "/r/n"), Ok(b"999".to_vec()));
     assert_eq!(h.events(w), ["/r/n|w|"]);
+    assert_eq!(h.e.check(), Ok(()));
+}
+
+#[test]
+fn a_deep_write_over_the_transaction_node_quota_records_nothing() {
+    let mut h = H::new();
+    let c = h.dom0();
+    let g = h.guest(5);
+    h.home(c, 5);
+    assert_eq!(
+        h.args(c, ty::SET_QUOTA, &["5", "transaction-nodes", "10"]),
+        ok()
+    );
+    let t = h.tx_start(g);
+    // 50 new nodes at once: refused before any of them is recorded.
+    let deep = format!("{}leaf", "d/".repeat(49));
+    assert_eq!(
+        h.call(g, ty::WRITE, t, format!("{deep}\0v").as_bytes()),
+        err("ENOSPC")
+    );
+    // So the whole quota is still there.
+    for i in 0..10 {
+        assert_eq!(h.call(g, ty::WRITE, t, format!("n{i}\0v").as_bytes()), ok());
+    }
+    assert_eq!(h.call(g, ty::WRITE, t, b"n10\0v"), err("ENOSPC"));
+    assert_eq!(h.call(g, ty::TRANSACTION_END, t, b"T\0"), ok());
+    // A deep path that fits: the nodes between are created, and a conflict on the
+    // topmost one (created outside meanwhile) fails the commit.
+    assert_eq!(
+        h.args(c, ty::SET_QUOTA, &["5", "transaction-nodes", "1024"]),
+        ok()
+    );
+    let t = h.tx_start(g);
+    let deep = format!("{}leaf", "e/".repeat(900));
+    assert_eq!(
+        h.call(g, ty::WRITE, t, format!("{deep}\0v").as_bytes()),
+        ok()
+    );
+    assert_eq!(
+        h.call(g, ty::READ, t, &z(&[deep.as_bytes()])),
+        Ok(b"v".to_vec())
+    );
+    assert_eq!(h.write(g, "e/x", b""), ok());
+    assert_eq!(h.call(g, ty::TRANSACTION_END, t, b"T\0"), err("EAGAIN"));
+    let t = h.tx_start(g);
+    assert_eq!(
+        h.call(g, ty::WRITE, t, format!("{deep}\0w").as_bytes()),
+        ok()
+    );
+    assert_eq!(h.call(g, ty::TRANSACTION_END, t, b"T\0"), ok());
+    assert_eq!(h.read(g, &deep), Ok(b"w".to_vec()));
     assert_eq!(h.e.check(), Ok(()));
 }
