@@ -215,8 +215,8 @@ fn main() {
     let name = &o.name;
     println!("xs-hostile: dom0 READ latency (µs) while guest {GUEST} attacks {name}; target: within 2x of quiet");
     println!(
-        "{:<44} {:>8} {:>8} {:>9} {:>7} {:>7}  {}",
-        "phase", "p50", "p99", "samples", "p50/ref", "p99/ref", "guest ops"
+        "{:<44} {:>8} {:>8} {:>9} {:>7} {:>7}  guest ops",
+        "phase", "p50", "p99", "samples", "p50/ref", "p99/ref"
     );
     let row = |label: &str, p50: f64, p99: f64, n: usize, reference: (f64, f64), ops: String| {
         println!(
