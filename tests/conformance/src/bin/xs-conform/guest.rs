@@ -621,6 +621,58 @@ pub fn run(ctx: &Ctx, r: &mut Runner) {
         teardown(&mut d0, 116)?;
         teardown(&mut d0, 115)
     });
+    r.run("dead-owner-from-a-transaction", || {
+        // A dom0 transaction gives a node to a domain that is released before the commit:
+        // the node passes to dom0 and the next domain with that id gets nothing.
+        let mut d0 = ctx.conn()?;
+        setup(ctx, &mut d0, 126)?;
+        let n = p("vm126");
+        let t = d0.tx_start()?;
+        reply("write in tx", d0.write(t, &n, b"secret"), ok())?;
+        reply("give to 126 in tx", d0.set_perms(t, &n, &["n126"]), ok())?;
+        teardown(&mut d0, 126)?;
+        reply("commit", d0.tx_end(t, true), ok())?;
+        eq(
+            "owner passed to dom0",
+            d0.get_perms(0, &n),
+            Ok(vec![String::from("n0")]),
+        )?;
+        reply(
+            "no quota entry for the gone domain",
+            d0.control(&["quota", "126"]),
+            err("ENOENT"),
+        )?;
+        let mut g = setup(ctx, &mut d0, 126)?;
+        reply("new 126 cannot read", g.read(0, &n), err("EACCES"))?;
+        reply("new 126 cannot write", g.write(0, &n, b"x"), err("EACCES"))?;
+        reply("CONTROL check", d0.control(&["check"]), ok())?;
+        teardown(&mut d0, 126)
+    });
+    r.run("deep-transactional-write-over-quota", || {
+        // A transactional write creating more nodes than transaction-nodes allows is refused
+        // before anything is recorded: the whole quota is left for the transaction.
+        let mut d0 = ctx.conn()?;
+        let mut g = setup(ctx, &mut d0, 127)?;
+        reply(
+            "transaction-nodes 10",
+            d0.call(
+                MsgType::SetQuota,
+                0,
+                &wire::strings(&["127", "transaction-nodes", "10"]),
+            ),
+            ok(),
+        )?;
+        let t = g.tx_start()?;
+        let deep = format!("{}leaf", "d/".repeat(600));
+        reply("600 levels", g.write(t, &deep, b"v"), err("ENOSPC"))?;
+        for i in 0..10 {
+            reply("quota still whole", g.write(t, &format!("n{i}"), b"v"), ok())?;
+        }
+        reply("11th node", g.write(t, "n10", b"v"), err("ENOSPC"))?;
+        reply("commit", g.tx_end(t, true), ok())?;
+        reply("committed", g.read(0, "n9"), val(b"v"))?;
+        teardown(&mut d0, 127)
+    });
     r.run("reconnect-replaces-connection", || {
         let mut d0 = ctx.conn()?;
         let mut a = setup(ctx, &mut d0, 117)?;
