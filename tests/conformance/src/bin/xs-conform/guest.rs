@@ -666,7 +666,11 @@ pub fn run(ctx: &Ctx, r: &mut Runner) {
         let deep = format!("{}leaf", "d/".repeat(600));
         reply("600 levels", g.write(t, &deep, b"v"), err("ENOSPC"))?;
         for i in 0..10 {
-            reply("quota still whole", g.write(t, &format!("n{i}"), b"v"), ok())?;
+            reply(
+                "quota still whole",
+                g.write(t, &format!("n{i}"), b"v"),
+                ok(),
+            )?;
         }
         reply("11th node", g.write(t, "n10", b"v"), err("ENOSPC"))?;
         reply("commit", g.tx_end(t, true), ok())?;
