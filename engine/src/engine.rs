@@ -8,6 +8,7 @@ use crate::quota::{over, Quotas};
 use crate::store::{access, lookup, Change, Store, Usage};
 use crate::transaction::{self, apply, path_charge, Tx, TxOp, View};
 use crate::tree::{self, Node, Tree};
+use crate::watches::WatchIndex;
 use crate::wire::{self, one_arg, ty, Error, Header, DOMID_SELF, HEADER_LEN, PAYLOAD_MAX};
 use crate::wrl::{Wrl, WRITE_COST};
 use crate::ConnId;
@@ -67,6 +68,8 @@ const SMALL_REPLY: usize = 16;
 const PRIV_OUT_LIMIT: usize = 4 << 20;
 
 struct Watch {
+    /// The watch's number on its connection (the order watches were set).
+    seq: u64,
     path: String,
     token: Vec<u8>,
     /// Bytes to strip from event paths (relative watches).
@@ -95,7 +98,9 @@ struct Conn {
     queued_events: BTreeMap<Rc<[u8]>, u32>,
     /// Events were dropped since the queue last emptied (the warning is logged once).
     dropping: bool,
+    /// Sorted by `seq`.
     watches: Vec<Watch>,
+    next_watch: u64,
     txs: BTreeMap<u32, Tx>,
     next_tx: u32,
     ignored: bool,
@@ -115,6 +120,7 @@ impl Conn {
             queued_events: BTreeMap::new(),
             dropping: false,
             watches: Vec::new(),
+            next_watch: 0,
             txs: BTreeMap::new(),
             next_tx: 1,
             ignored: false,
@@ -145,6 +151,13 @@ pub struct Engine<P: Platform> {
     viewed: Vec<(ConnId, u32)>,
     /// The main store changed since the views were last settled.
     main_changed: bool,
+    watch_index: WatchIndex,
+    /// Open transactions on all connections.
+    open_txs: usize,
+    /// Node record bytes of all owners together (the sum of `usage`).
+    usage_total: i64,
+    /// Output and transaction bytes of all connections together.
+    conn_bytes: usize,
 }
 
 fn n0() -> Vec<Perm> {
@@ -177,6 +190,10 @@ impl<P: Platform> Engine<P> {
             wrl: Wrl::default(),
             viewed: Vec::new(),
             main_changed: false,
+            watch_index: WatchIndex::default(),
+            open_txs: 0,
+            usage_total: 0,
+            conn_bytes: 0,
         };
         e.recount_usage();
         e.new_domain(0);
@@ -195,6 +212,7 @@ impl<P: Platform> Engine<P> {
             e.nodes += 1;
             e.bytes += n.record_size() as i64;
         });
+        self.usage_total = u.values().map(|x| x.bytes).sum();
         self.usage = u;
     }
 
@@ -251,17 +269,36 @@ impl<P: Platform> Engine<P> {
     /// Closes a socket connection: its watches and transactions go away. (A domain's
     /// connection stays until RELEASE or death; use [`Engine::reset_connection`].)
     pub fn close_connection(&mut self, conn: ConnId) {
-        let is_domain = self.domains.values().any(|d| d.conn == Some(conn));
-        if is_domain {
+        let domain = self
+            .connection_domid(conn)
+            .and_then(|d| self.domains.get(&d));
+        if domain.is_some_and(|d| d.conn == Some(conn)) {
             self.reset_connection(conn);
-        } else if let Some(slot) = self.conns.get_mut(conn) {
-            *slot = None;
+        } else {
+            self.retire(conn);
+            if let Some(slot) = self.conns.get_mut(conn) {
+                *slot = None;
+            }
         }
+    }
+
+    /// Takes what a connection holds out of the engine-wide bookkeeping (its watches, open
+    /// transactions and bytes), before it is dropped or replaced.
+    fn retire(&mut self, conn: ConnId) {
+        let Some(Some(c)) = self.conns.get(conn) else {
+            return;
+        };
+        for w in &c.watches {
+            self.watch_index.remove(&w.path, conn, w.seq);
+        }
+        self.open_txs -= c.txs.len();
+        self.conn_bytes -= c.out_bytes + c.tx_bytes;
     }
 
     /// Reconnection: drops the connection's partial input, queued output, watches and
     /// transactions, and clears its error state. Its nodes stay.
     pub fn reset_connection(&mut self, conn: ConnId) {
+        self.retire(conn);
         if let Some(Some(c)) = self.conns.get_mut(conn) {
             let fresh = Conn::new(c.domid, c.privileged);
             *c = fresh;
@@ -320,6 +357,7 @@ impl<P: Platform> Engine<P> {
             c.out_off += k;
             if c.out_off >= front.data.len() {
                 c.out_bytes -= front.data.len();
+                self.conn_bytes -= front.data.len();
                 c.out.pop_front();
                 c.out_off = 0;
             }
@@ -336,6 +374,7 @@ impl<P: Platform> Engine<P> {
             dst.extend_from_slice(front.data.get(c.out_off..).unwrap_or(&[]));
             c.out_off = 0;
         }
+        self.conn_bytes -= c.out_bytes;
         c.out_bytes = 0;
         c.queued_events.clear();
         c.dropping = false;
@@ -391,6 +430,7 @@ impl<P: Platform> Engine<P> {
                 keep
             });
             c.out_bytes -= dropped;
+            self.conn_bytes -= dropped;
         }
     }
 
@@ -443,6 +483,7 @@ impl<P: Platform> Engine<P> {
             tree: &mut self.tree,
             generation: &mut self.generation,
             usage: &mut self.usage,
+            total: Some(&mut self.usage_total),
             base_usage: None,
             domains: &self.domains,
             quotas,
@@ -462,18 +503,9 @@ impl<P: Platform> Engine<P> {
         nodes + c.out_bytes + c.tx_bytes
     }
 
-    /// Bytes charged to all domains together (what `global_memory` bounds). It walks the
-    /// owners and connections, so it is only used while a global bound is set, and by
-    /// CONTROL `memreport`.
+    /// Bytes charged to all domains together (what `global_memory` bounds): running totals.
     fn charged_total(&self) -> usize {
-        let nodes: usize = self.usage.values().map(|u| u.bytes.max(0) as usize).sum();
-        let conns: usize = self
-            .conns
-            .iter()
-            .flatten()
-            .map(|c| c.out_bytes + c.tx_bytes)
-            .sum();
-        nodes + conns
+        self.usage_total.max(0) as usize + self.conn_bytes
     }
 
     /// What an unprivileged connection may still add before a memory bound refuses it.
@@ -523,7 +555,9 @@ impl<P: Platform> Engine<P> {
             return;
         };
         if event && c.privileged && limit != 0 && c.out_bytes + data.len() > limit {
+            let before = c.out_bytes;
             let dropped = drop_oldest_events(c, limit / 4 * 3);
+            self.conn_bytes -= before - c.out_bytes;
             if !c.dropping {
                 c.dropping = true;
                 let domid = c.domid;
@@ -540,6 +574,7 @@ impl<P: Platform> Engine<P> {
             *c.queued_events.entry(data.clone()).or_insert(0) += 1;
         }
         c.out_bytes += data.len();
+        self.conn_bytes += data.len();
         c.out.push_back(OutMsg {
             data,
             at: now,
@@ -771,7 +806,9 @@ impl<P: Platform> Engine<P> {
                 Ok(())
             }
             ty::RESET_WATCHES => {
+                self.retire(cid);
                 if let Some(Some(c)) = self.conns.get_mut(cid) {
+                    self.conn_bytes += c.out_bytes;
                     c.watches.clear();
                     c.txs.clear();
                     c.tx_bytes = 0;
@@ -970,6 +1007,7 @@ impl<P: Platform> Engine<P> {
             let g = main.get(p).map(|n| n.generation);
             tx.path_bytes += path_charge(p);
             c.tx_bytes += path_charge(p);
+            self.conn_bytes += path_charge(p);
             tx.accessed.insert(String::from(p), g);
         }
         Ok(())
@@ -996,6 +1034,7 @@ impl<P: Platform> Engine<P> {
             if !tx.parents.contains_key(anc) {
                 tx.path_bytes += path_charge(anc);
                 c.tx_bytes += path_charge(anc);
+                self.conn_bytes += path_charge(anc);
                 tx.parents.insert(String::from(anc), perms);
             }
         }
@@ -1043,6 +1082,7 @@ impl<P: Platform> Engine<P> {
                     let before = tx.bytes();
                     tx.settle(&self.tree);
                     c.tx_bytes = c.tx_bytes - before + tx.bytes();
+                    self.conn_bytes = self.conn_bytes - before + tx.bytes();
                 }
             }
         }
@@ -1174,11 +1214,13 @@ impl<P: Platform> Engine<P> {
             tx.untouch_from(mark);
             tx.view = Some(backup);
             c.tx_bytes = c.tx_bytes - counted + tx.bytes();
+            self.conn_bytes = self.conn_bytes - counted + tx.bytes();
             return Err(e);
         }
         transaction::record_op(&mut tx.overlay, &view.tree, &op, depth);
         tx.thaw(&path, matches!(op, TxOp::Rm(_)));
         c.tx_bytes = c.tx_bytes - counted + tx.bytes();
+        self.conn_bytes = self.conn_bytes - counted + tx.bytes();
         wrl_debit(self, caller, written);
         Ok(())
     }
@@ -1313,7 +1355,11 @@ impl<P: Platform> Engine<P> {
         body.push(0);
         body.extend_from_slice(token);
         body.push(0);
+        let seq = c.next_watch;
+        c.next_watch += 1;
+        self.watch_index.add(&path, cid, seq);
         c.watches.push(Watch {
+            seq,
             path,
             token: token.to_vec(),
             strip,
@@ -1367,7 +1413,8 @@ impl<P: Platform> Engine<P> {
             .iter()
             .position(|w| w.path == path && w.token == token)
             .ok_or(Error::Noent)?;
-        c.watches.remove(i);
+        let w = c.watches.remove(i);
+        self.watch_index.remove(&w.path, cid, w.seq);
         reply.extend_from_slice(b"OK\0");
         Ok(())
     }
@@ -1395,6 +1442,7 @@ impl<P: Platform> Engine<P> {
         }
         c.next_tx = id.wrapping_add(1);
         c.txs.insert(id, Tx::default());
+        self.open_txs += 1;
         perms::push_decimal(reply, u64::from(id));
         reply.push(0);
         Ok(())
@@ -1416,7 +1464,9 @@ impl<P: Platform> Engine<P> {
             return Err(Error::Io);
         };
         let tx = c.txs.remove(&id).ok_or(Error::Noent)?;
-        c.tx_bytes = c.tx_bytes.saturating_sub(tx.bytes());
+        self.open_txs -= 1;
+        c.tx_bytes -= tx.bytes();
+        self.conn_bytes -= tx.bytes();
         if !commit {
             return Ok(());
         }
@@ -1434,6 +1484,7 @@ impl<P: Platform> Engine<P> {
             tree: &mut self.tree,
             generation: &mut self.generation,
             usage: &mut self.usage,
+            total: Some(&mut self.usage_total),
             base_usage: None,
             domains,
             quotas: &quotas,
@@ -1451,7 +1502,7 @@ impl<P: Platform> Engine<P> {
 
     /// Whether any connection has a transaction open (write-rate debt is possible only then).
     fn any_transaction(&self) -> bool {
-        self.conns.iter().flatten().any(|c| !c.txs.is_empty())
+        self.open_txs > 0
     }
 
     /// INTRODUCE from the host (e.g. dom0's own ring at start): like the request, with
@@ -1519,6 +1570,7 @@ impl<P: Platform> Engine<P> {
             }
             if let Some(cid) = d.conn {
                 self.platform.release(cid, domid);
+                self.retire(cid);
                 if let Some(slot) = self.conns.get_mut(cid) {
                     *slot = None;
                 }
@@ -1647,6 +1699,7 @@ fn view_store<'a>(
         tree,
         generation,
         usage,
+        total: None,
         base_usage,
         domains,
         quotas,
@@ -1724,47 +1777,62 @@ fn directory_part(n: &Node, off: usize, reply: &mut Vec<u8>) {
 
 impl<P: Platform> Engine<P> {
     /// Queues watch events for a node change on every connection whose watches match and
-    /// who may read the node (XSA-115).
+    /// who may read the node (XSA-115). The watches come from the index: the cost does not
+    /// grow with the number of connections or watches elsewhere.
     fn fire(&mut self, ch: &Change) {
         let mut out: Vec<(ConnId, Vec<u8>)> = Vec::new();
-        for (cid, c) in self.conns.iter().enumerate() {
-            let Some(c) = c else { continue };
-            if c.watches.is_empty() {
+        let mut readable: Option<(ConnId, bool)> = None;
+        for (cid, seq) in self.watch_index.matches(&ch.path, ch.exact) {
+            let Some(w) = self.watch_of(cid, seq) else {
+                continue;
+            };
+            if !ch.exact
+                && w.depth
+                    .is_some_and(|d| path::depth_below(&ch.path, &w.path) > d as usize)
+            {
                 continue;
             }
-            let mut readable: Option<bool> = None;
-            for w in &c.watches {
-                let hit = if ch.exact {
-                    w.path == ch.path
-                } else {
-                    path::is_child(&ch.path, &w.path)
-                        && w.depth
-                            .is_none_or(|d| path::depth_below(&ch.path, &w.path) <= d as usize)
-                };
-                if !hit {
-                    continue;
+            let ok = match readable {
+                Some((rc, ok)) if rc == cid => ok,
+                _ => {
+                    let ok = self.may_see(cid, ch);
+                    readable = Some((cid, ok));
+                    ok
                 }
-                let ok = *readable.get_or_insert_with(|| {
-                    let caller = self.caller(c);
-                    access(&self.domains, &caller, &ch.perms, ch.generation) & READ != 0
-                        || ch.old_perms.as_ref().is_some_and(|o| {
-                            access(&self.domains, &caller, o, ch.generation) & READ != 0
-                        })
-                });
-                if !ok {
-                    break;
-                }
-                let epath = if ch.exact { &w.path } else { &ch.path };
-                if let Some(ev) =
-                    event_msg(epath.as_bytes().get(w.strip..).unwrap_or(&[]), &w.token)
-                {
-                    out.push((cid, ev));
-                }
+            };
+            if !ok {
+                continue;
+            }
+            let epath = if ch.exact { &w.path } else { &ch.path };
+            if let Some(ev) = event_msg(epath.as_bytes().get(w.strip..).unwrap_or(&[]), &w.token) {
+                out.push((cid, ev));
             }
         }
         for (cid, ev) in out {
             self.push(cid, ev, true);
         }
+    }
+
+    /// Watch `seq` of connection `cid`.
+    fn watch_of(&self, cid: ConnId, seq: u64) -> Option<&Watch> {
+        let Some(Some(c)) = self.conns.get(cid) else {
+            return None;
+        };
+        let i = c.watches.binary_search_by_key(&seq, |w| w.seq).ok()?;
+        c.watches.get(i)
+    }
+
+    /// Whether connection `cid` may read the changed node (before or after the change).
+    fn may_see(&self, cid: ConnId, ch: &Change) -> bool {
+        let Some(Some(c)) = self.conns.get(cid) else {
+            return false;
+        };
+        let caller = self.caller(c);
+        access(&self.domains, &caller, &ch.perms, ch.generation) & READ != 0
+            || ch
+                .old_perms
+                .as_ref()
+                .is_some_and(|o| access(&self.domains, &caller, o, ch.generation) & READ != 0)
     }
 
     /// Fires `@introduceDomain` (which = 0) or `@releaseDomain` (1) for `domid`.
@@ -1775,30 +1843,29 @@ impl<P: Platform> Engine<P> {
             RELEASE_DOMAIN
         };
         let with_id = format!("{name}/{domid}");
+        let mut watchers = self.watch_index.matches(name, true);
+        if which == 1 {
+            watchers.extend(self.watch_index.matches(&with_id, true));
+            watchers.sort_unstable();
+        }
         let mut out: Vec<(ConnId, Vec<u8>)> = Vec::new();
-        for (cid, c) in self.conns.iter().enumerate() {
-            let Some(c) = c else { continue };
+        for (cid, seq) in watchers {
+            let (Some(w), Some(Some(c))) = (self.watch_of(cid, seq), self.conns.get(cid)) else {
+                continue;
+            };
             let caller = self.caller(c);
             let allowed = caller.privileged
                 || access(&self.domains, &caller, &self.special_perms[which], u64::MAX) & READ != 0;
-            for w in c.watches.iter().filter(|w| w.path.starts_with('@')) {
-                let epath = if w.path == name {
-                    if w.depth == Some(1) {
-                        with_id.as_str()
-                    } else {
-                        name
-                    }
-                } else if which == 1 && w.path == with_id {
-                    with_id.as_str()
-                } else {
-                    continue;
-                };
-                if !allowed {
-                    continue;
-                }
-                if let Some(ev) = event_msg(epath.as_bytes(), &w.token) {
-                    out.push((cid, ev));
-                }
+            if !allowed {
+                continue;
+            }
+            let epath = if w.path == name && w.depth != Some(1) {
+                name
+            } else {
+                with_id.as_str()
+            };
+            if let Some(ev) = event_msg(epath.as_bytes(), &w.token) {
+                out.push((cid, ev));
             }
         }
         for (cid, ev) in out {
@@ -1813,6 +1880,13 @@ impl<P: Platform> Engine<P> {
             if c.tx_bytes != c.txs.values().map(Tx::bytes).sum::<usize>() {
                 return Err("transaction accounting out of step");
             }
+        }
+        let conns = || self.conns.iter().flatten();
+        if self.conn_bytes != conns().map(|c| c.out_bytes + c.tx_bytes).sum::<usize>()
+            || self.open_txs != conns().map(|c| c.txs.len()).sum::<usize>()
+            || self.usage_total != self.usage.values().map(|u| u.bytes).sum::<i64>()
+        {
+            return Err("running totals out of step");
         }
         let owners = tree::check(&self.tree, self.generation)?;
         if owners.keys().any(|d| !self.domains.contains_key(d)) {

@@ -40,6 +40,7 @@ pub mod ring;
 mod store;
 mod transaction;
 pub mod tree;
+mod watches;
 pub mod wire;
 mod wrl;
 

@@ -97,6 +97,19 @@ pub fn ancestor(abs: &str, depth: usize) -> &str {
     abs
 }
 
+/// "/" and every ancestor of `abs` below it, down to `abs` itself, as slices of it: linear
+/// in the path length.
+pub fn ancestors(abs: &str) -> impl Iterator<Item = &str> {
+    let ends = abs
+        .bytes()
+        .enumerate()
+        .skip(1)
+        .filter(|&(_, b)| b == b'/')
+        .map(|(i, _)| i)
+        .chain((abs.len() > 1).then_some(abs.len()));
+    core::iter::once("/").chain(ends.filter_map(move |i| abs.get(..i)))
+}
+
 /// True if `child` is `parent` or below it.
 pub fn is_child(child: &str, parent: &str) -> bool {
     if parent == "/" {
@@ -119,6 +132,7 @@ pub fn depth_below(child: &str, parent: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
 
     #[test]
     fn canonical_forms() {
@@ -152,6 +166,9 @@ mod tests {
         for d in 0..4 {
             assert_eq!(ancestor("/a/bc/d", d), prefix("/a/bc/d", d));
         }
+        let all: Vec<&str> = ancestors("/a/bc/d").collect();
+        assert_eq!(all, ["/", "/a", "/a/bc", "/a/bc/d"]);
+        assert_eq!(ancestors("/").collect::<Vec<_>>(), ["/"]);
     }
 
     #[test]

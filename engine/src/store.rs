@@ -83,6 +83,8 @@ pub struct Store<'a> {
     pub generation: &'a mut u64,
     /// Usage per owner (absolute for the main tree, deltas for a transaction).
     pub usage: &'a mut BTreeMap<u32, Usage>,
+    /// The main tree's record bytes of all owners together, kept in step with `usage`.
+    pub total: Option<&'a mut i64>,
     /// Main-store usage when `usage` holds transaction deltas.
     pub base_usage: Option<&'a BTreeMap<u32, Usage>>,
     /// Domain table (permission entry validity).
@@ -120,6 +122,9 @@ impl Store<'_> {
         let u = self.usage.entry(owner).or_default();
         u.nodes += nodes;
         u.bytes += bytes;
+        if let Some(t) = self.total.as_deref_mut() {
+            *t += bytes;
+        }
     }
 
     fn checks(&self, caller: &Caller) -> bool {

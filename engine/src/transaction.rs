@@ -212,18 +212,6 @@ impl Overlay {
     }
 }
 
-/// The lengths of the ancestors of `abs` below its first `depth` components, down to `abs`
-/// itself: linear in the path length.
-fn created_lengths(abs: &str, depth: usize) -> impl Iterator<Item = usize> + '_ {
-    abs.bytes()
-        .enumerate()
-        .skip(1)
-        .filter(|&(_, b)| b == b'/')
-        .map(|(i, _)| i)
-        .chain(core::iter::once(abs.len()))
-        .skip(depth)
-}
-
 /// What recording `op`, just applied to the transaction's `view` where `depth` components
 /// of its path existed before, adds to the overlay's charge (computed before recording it,
 /// so that growth beyond the memory quota is refused without doing that work).
@@ -236,8 +224,9 @@ pub(crate) fn growth(o: &Overlay, view: &Tree, op: &TxOp, depth: usize) -> usize
             if depth < total {
                 let perms = view.get(p).map_or(0, |n| n.perms.len());
                 let header = tree::record_size(perms, 0, 0);
-                created_lengths(p, depth)
-                    .map(|len| len + header)
+                path::ancestors(p)
+                    .skip(depth + 1)
+                    .map(|a| a.len() + header)
                     .sum::<usize>()
                     + value
             } else if let Some(e) = o.nodes.get(p.as_str()) {
@@ -268,13 +257,14 @@ pub(crate) fn record_op(o: &mut Overlay, view: &Tree, op: &TxOp, depth: usize) {
             if depth < total {
                 let Some(leaf) = view.get(p) else { return };
                 let (perms, gen) = (leaf.perms.to_vec(), leaf.generation);
-                for d in depth + 1..=total {
-                    let v = if d == total {
+                for a in path::ancestors(p).skip(depth + 1) {
+                    let leaf = a.len() == p.len();
+                    let v = if leaf {
                         value.as_deref().unwrap_or(&[])
                     } else {
                         &[]
                     };
-                    o.created(path::ancestor(p, d), v, &perms, gen, d == total);
+                    o.created(a, v, &perms, gen, leaf);
                 }
             } else if let Some(v) = value {
                 o.wrote(p, v);

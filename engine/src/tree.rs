@@ -422,9 +422,10 @@ impl Tree {
         d
     }
 
-    /// Mutable access to the node at `path`, copying shared nodes on the way.
+    /// Mutable access to the node at `path`, copying shared nodes on the way (one walk:
+    /// callers know the node exists; for a missing one, the nodes before it are still
+    /// unshared, which changes nothing they hold).
     pub fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
-        self.get(path)?;
         let mut cur: &mut Node = Rc::make_mut(&mut self.root);
         for c in components(path) {
             cur = Rc::make_mut(cur.dir.as_mut()?.children.get_mut(c.as_bytes())?);
