@@ -40,7 +40,6 @@ pub mod ring;
 mod store;
 mod transaction;
 pub mod tree;
-mod watches;
 pub mod wire;
 mod wrl;
 
