@@ -1,7 +1,7 @@
 //! Node paths: validation, canonicalisation of relative paths under `/local/domain/<id>`,
 //! and the length limits.
 
-use crate::wire::{Error, ABS_PATH_MAX, REL_PATH_MAX};
+use crate::wire::Error;
 use alloc::format;
 use alloc::string::String;
 
@@ -25,7 +25,8 @@ fn domain_prefix_len(p: &str) -> usize {
 }
 
 /// Turns a request path into a canonical absolute path. Relative paths are taken below
-/// `/local/domain/<domid>`. `path_max` is the limit on the domain-relative part.
+/// `/local/domain/<domid>`. `path_max` is the limit on the domain-relative part (the part
+/// after `/local/domain/<id>/`, or the whole path elsewhere).
 pub fn canonicalize(raw: &[u8], domid: u32, path_max: usize) -> Result<String, Error> {
     if raw.is_empty() || !raw.iter().all(|&b| valid_char(b)) {
         return Err(Error::Inval);
@@ -46,8 +47,7 @@ pub fn check_abs(abs: &str, path_max: usize) -> Result<(), Error> {
     if !abs.starts_with('/') || abs.contains("//") || (abs.len() > 1 && abs.ends_with('/')) {
         return Err(Error::Inval);
     }
-    let rel = abs.len() - domain_prefix_len(abs);
-    if rel > path_max.min(REL_PATH_MAX) || abs.len() > ABS_PATH_MAX {
+    if abs.len() - domain_prefix_len(abs) > path_max {
         return Err(Error::Inval);
     }
     Ok(())

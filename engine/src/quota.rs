@@ -1,4 +1,4 @@
-//! Quotas and limits, with C xenstored 4.17's defaults and CONTROL names. A value of 0
+//! Quotas and limits, with C xenstored's defaults and its current (4.20) CONTROL names. A value of 0
 //! disables the check. Quotas apply to unprivileged domains only.
 
 /// One set of quota values (global defaults, or one domain's after SET_QUOTA).
@@ -41,18 +41,30 @@ impl Default for Quotas {
     }
 }
 
-/// The quota names, as used by CONTROL `quota`, GET/SET_QUOTA and `ferrostored --quota`.
+/// The quota names in current C xenstored's order, as used by CONTROL `quota`,
+/// GET/SET_QUOTA, `ferrostored --quota` and the stub's `-Q`. 4.17's `permissions` is also
+/// accepted for `node-permissions`.
 pub const NAMES: [&str; 9] = [
     "nodes",
-    "node-size",
     "watches",
-    "transactions",
-    "permissions",
-    "path-max",
     "outstanding",
-    "transaction-nodes",
     "memory",
+    "transactions",
+    "transaction-nodes",
+    "node-permissions",
+    "path-max",
+    "node-size",
 ];
+
+/// The position of a quota name (or of 4.17's alias) in [`NAMES`].
+pub fn index(name: &str) -> Option<usize> {
+    let name = if name == "permissions" {
+        "node-permissions"
+    } else {
+        name
+    };
+    NAMES.iter().position(|n| *n == name)
+}
 
 impl Quotas {
     fn slot(&mut self, name: &str) -> Option<&mut u32> {
@@ -61,7 +73,7 @@ impl Quotas {
             "node-size" => &mut self.node_size,
             "watches" => &mut self.watches,
             "transactions" => &mut self.transactions,
-            "permissions" => &mut self.permissions,
+            "node-permissions" | "permissions" => &mut self.permissions,
             "path-max" => &mut self.path_max,
             "outstanding" => &mut self.outstanding,
             "transaction-nodes" => &mut self.transaction_nodes,
@@ -110,6 +122,9 @@ mod tests {
             assert_eq!(q.get(n), Some(100 + i as u32));
         }
         assert!(!q.set("bogus", 1));
+        assert!(q.set("permissions", 7));
+        assert_eq!(q.get("node-permissions"), Some(7));
+        assert_eq!(index("permissions"), index("node-permissions"));
         assert!(q.set("path-max", 5000));
         assert_eq!(q.path_max, 2048);
         assert!(!over(5, 0));

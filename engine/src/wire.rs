@@ -7,8 +7,6 @@ use alloc::vec::Vec;
 pub const HEADER_LEN: usize = 16;
 /// XENSTORE_PAYLOAD_MAX: largest payload in either direction.
 pub const PAYLOAD_MAX: usize = 4096;
-/// XENSTORE_ABS_PATH_MAX.
-pub const ABS_PATH_MAX: usize = 3072;
 /// XENSTORE_REL_PATH_MAX.
 pub const REL_PATH_MAX: usize = 2048;
 /// DOMID_SELF: IS_DOMAIN_INTRODUCED answers T for it.

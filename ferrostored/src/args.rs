@@ -121,7 +121,7 @@ mod tests {
             run(&["--global-memory", "4M"]).err().unwrap(),
             "bad --global-memory 4M"
         );
-        assert_eq!(run(&["--quota", "bogus=1"]).err().unwrap(), "unknown quota bogus; known: nodes, node-size, watches, transactions, permissions, path-max, outstanding, transaction-nodes, memory");
+        assert_eq!(run(&["--quota", "bogus=1"]).err().unwrap(), "unknown quota bogus; known: nodes, watches, outstanding, memory, transactions, transaction-nodes, node-permissions, path-max, node-size");
         assert_eq!(run(&["--frob"]).err().unwrap(), "unknown option --frob");
         assert!(matches!(run(&["--help"]), Ok(Parsed::Help)));
     }

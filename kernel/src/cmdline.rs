@@ -139,10 +139,7 @@ impl Options {
         let Some((name, value)) = arg.and_then(|a| a.split_once('=')) else {
             return false;
         };
-        let (Some(i), Ok(v)) = (
-            QUOTA_NAMES.iter().position(|n| *n == name),
-            value.parse::<u32>(),
-        ) else {
+        let (Some(i), Ok(v)) = (xenstore_engine::quota::index(name), value.parse::<u32>()) else {
             return false;
         };
         match self.quotas.get_mut(i) {

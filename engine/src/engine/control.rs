@@ -44,16 +44,17 @@ impl<P: Platform> Engine<P> {
             (b"quota", []) => {
                 let q = self.cfg.quotas;
                 let mut s = String::from("Quota settings:\n");
+                // Current C xenstored's order, names and descriptions (4.20).
                 for (name, v, what) in [
                     ("nodes", q.nodes, "Nodes per domain"),
                     ("watches", q.watches, "Watches per domain"),
-                    ("transactions", q.transactions, "Transactions per domain"),
                     ("outstanding", q.outstanding, "Outstanding requests per domain"),
-                    ("transaction-nodes", q.transaction_nodes, "Max. number of accessed nodes per transaction"),
                     ("memory", q.memory, "Total Xenstore memory per domain (error level)"),
-                    ("node-size", q.node_size, "Max. size of a node"),
+                    ("transactions", q.transactions, "Active transactions per domain"),
+                    ("transaction-nodes", q.transaction_nodes, "Max. number of accessed nodes per transaction"),
+                    ("node-permissions", q.permissions, "Max. number of permissions per node"),
                     ("path-max", q.path_max, "Max. length of a node path"),
-                    ("permissions", q.permissions, "Max. number of permissions per node"),
+                    ("node-size", q.node_size, "Max. size of a node"),
                 ] {
                     s.push_str(&format!("{name:<17}: {v:>8} {what}\n"));
                 }
@@ -101,10 +102,16 @@ impl<P: Platform> Engine<P> {
                 self.cfg.soft_memory = wire::parse_u32(v).ok_or(Error::Inval)?;
                 text(reply, "OK");
             }
+            // Current C xenstored's layout (4.20), listing the commands served here.
             (b"help", []) => text(
                 reply,
-                "check\t\nlog\ton|off\nmemreport\t[<file>]\nprint\t<string>\n\
-                 quota\t[set <name> <val>|<domid>]\nquota-soft\t[set <name> <val>]\nhelp\t\n",
+                "check           \n\
+                 log             [on|off]\n\
+                 memreport       [<file>]\n\
+                 print           <string>\n\
+                 quota           [set <name> <val>|<domid>]\n\
+                 quota-soft      [set <name> <val>]\n\
+                 help            \n",
             ),
             _ => return Err(Error::Inval),
         }

@@ -92,7 +92,7 @@ pub(super) fn args<const N: usize>(payload: &[u8]) -> Result<[&[u8]; N], Error> 
 /// The path of a one-argument path request. C xenstored answers ENOENT when the payload is
 /// not exactly one NUL-terminated string.
 pub(super) fn path_one_arg(payload: &[u8]) -> Result<&[u8], Error> {
-    one_arg(payload).map_err(|_| Error::Noent)
+    one_arg(payload).map_err(|_| Error::Inval)
 }
 
 pub(super) fn special_index(raw: &[u8]) -> Option<usize> {
@@ -194,7 +194,18 @@ impl<P: Platform> Engine<P> {
                 self.with_read(cid, &target, &caller, &p, |n| directory_part(n, off, reply))
             }
             ty::GET_PERMS => {
-                let p = self.path_arg(&caller, path_one_arg(payload)?)?;
+                let raw = path_one_arg(payload)?;
+                if raw.first() == Some(&b'@') {
+                    let sp = special_index(raw)
+                        .and_then(|i| self.special_perms.get(i))
+                        .ok_or(Error::Noent)?;
+                    if access(&self.domains, &caller, sp, u64::MAX) & READ == 0 {
+                        return Err(Error::Acces);
+                    }
+                    perms::encode(sp, reply);
+                    return Ok(());
+                }
+                let p = self.path_arg(&caller, raw)?;
                 self.with_read(cid, &target, &caller, &p, |n| {
                     perms::encode(&n.perms, reply)
                 })
@@ -375,13 +386,20 @@ impl<P: Platform> Engine<P> {
         if raw.first() == Some(&b'@') {
             return Err(Error::Inval);
         }
+        canonicalize(raw, caller.domid, self.path_max(caller))
+    }
+
+    /// The longest path (below `/local/domain/<id>/` for a path there) a caller may name:
+    /// unlimited for a privileged one (as current C xenstored), else its `path-max` quota.
+    pub(super) fn path_max(&self, caller: &Caller) -> usize {
         let q = self.quotas_of(caller.domid);
-        let max = if caller.privileged || q.path_max == 0 {
+        if caller.privileged {
+            usize::MAX
+        } else if q.path_max == 0 {
             wire::REL_PATH_MAX
         } else {
             q.path_max as usize
-        };
-        canonicalize(raw, caller.domid, max)
+        }
     }
 
     pub(super) fn with_read<R>(
@@ -522,7 +540,7 @@ impl<P: Platform> Engine<P> {
             return Err(Error::Noent);
         }
         if raw.first() == Some(&b'@') {
-            let i = special_index(raw).ok_or(Error::Inval)?;
+            let i = special_index(raw).ok_or(Error::Noent)?;
             let cur = &self.special_perms[i];
             let acc = access(&self.domains, caller, cur, u64::MAX);
             let owner = cur.first().map_or(0, |p| p.domid);

@@ -139,7 +139,7 @@ impl<P: Platform> Engine<P> {
 
     pub(super) fn watch_path(&self, caller: &Caller, raw: &[u8]) -> Result<(String, usize), Error> {
         if raw.first() == Some(&b'@') {
-            if raw.len() > wire::REL_PATH_MAX {
+            if raw.len() > self.path_max(caller) {
                 return Err(Error::Inval);
             }
             let s = core::str::from_utf8(raw).map_err(|_| Error::Inval)?;
@@ -162,13 +162,8 @@ impl<P: Platform> Engine<P> {
         reply: &mut Vec<u8>,
     ) -> Result<(), Error> {
         let [raw, token] = args(payload)?;
-        // As C: the path is only prefixed, not validated; no such watch is ENOENT.
-        let raw = core::str::from_utf8(raw).map_err(|_| Error::Noent)?;
-        let path = if raw.starts_with('/') || raw.starts_with('@') {
-            String::from(raw)
-        } else {
-            format!("/local/domain/{}/{raw}", caller.domid)
-        };
+        // As current C: an invalid path is EINVAL, no such watch ENOENT.
+        let (path, _) = self.watch_path(caller, raw)?;
         let Some(Some(c)) = self.conns.get_mut(cid) else {
             return Err(Error::Io);
         };

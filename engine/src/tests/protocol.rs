@@ -69,9 +69,9 @@ fn bad_input_answers_with_errors() {
     let mut h = H::new();
     let c = h.dom0();
     let cases: &[(u32, &[u8], &str)] = &[
-        (ty::READ, b"", "ENOENT"),
-        (ty::READ, b"/tool", "ENOENT"),
-        (ty::READ, b"/a\0b\0", "ENOENT"),
+        (ty::READ, b"", "EINVAL"),
+        (ty::READ, b"/tool", "EINVAL"),
+        (ty::READ, b"/a\0b\0", "EINVAL"),
         (ty::READ, b"\0", "EINVAL"),
         (ty::READ, b"/tool/\0", "EINVAL"),
         (ty::READ, b"//\0", "EINVAL"),
@@ -87,11 +87,14 @@ fn bad_input_answers_with_errors() {
         (ty::WATCH, b"//\0t\0", "EINVAL"),
         (ty::WATCH, b"/a\0t\0x\0", "EINVAL"),
         (ty::UNWATCH, b"/a\0t\0", "ENOENT"),
+        (ty::UNWATCH, b"/a//b\0t\0", "EINVAL"),
+        (ty::UNWATCH, b"@foo\0t\0", "ENOENT"),
         (ty::TRANSACTION_END, b"X\0", "EINVAL"),
         (ty::SET_PERMS, b"/tool\0", "EINVAL"),
         (ty::SET_PERMS, b"/tool\0x0\0", "EINVAL"),
-        (ty::SET_PERMS, b"@foo\0n0\0", "EINVAL"),
-        (ty::GET_PERMS, b"@releaseDomain\0", "EINVAL"),
+        (ty::SET_PERMS, b"@foo\0n0\0", "ENOENT"),
+        (ty::GET_PERMS, b"@foo\0", "ENOENT"),
+        (ty::GET_PERMS, b"@releaseDomain/5\0", "ENOENT"),
         (ty::DIRECTORY_PART, b"/tool\0", "EINVAL"),
         (ty::INTRODUCE, b"5\x001\0", "EINVAL"),
         (ty::INTRODUCE, b"5\x001\x000\0", "EINVAL"),
@@ -118,14 +121,44 @@ fn bad_input_answers_with_errors() {
 fn path_limits() {
     let mut h = H::new();
     let c = h.dom0();
-    let long = format!("/{}", "a".repeat(2047));
+    let g = h.guest(5);
+    h.home(c, 5);
+    // As current C: a privileged caller has no path limit (but the payload's).
+    let long = format!("/{}", "a".repeat(3999));
     assert_eq!(h.write(c, &long, b""), ok());
-    assert_eq!(h.write(c, &format!("{long}a"), b""), err("EINVAL"));
-    let home = format!("/local/domain/0/{}", "b".repeat(2048));
-    assert_eq!(h.write(c, &home, b""), ok());
-    assert_eq!(h.write(c, &format!("{home}b"), b""), err("EINVAL"));
-    assert_eq!(h.write(c, &"r".repeat(2048), b""), ok());
-    assert_eq!(h.write(c, &"r".repeat(2049), b""), err("EINVAL"));
+    // A guest's `path-max` quota (2048) bounds the part below its home, or the whole path
+    // elsewhere.
+    let home = format!("/local/domain/5/{}/{}", "b".repeat(1000), "b".repeat(1047));
+    assert_eq!(h.write(g, &home, b""), ok());
+    assert_eq!(h.write(g, &format!("{home}b"), b""), err("EINVAL"));
+    let rel = format!("{}/{}", "r".repeat(1000), "r".repeat(1047));
+    assert_eq!(h.write(g, &rel, b""), ok());
+    assert_eq!(h.write(g, &format!("{rel}r"), b""), err("EINVAL"));
+    let other = format!("/{}", "a".repeat(2047));
+    assert_eq!(h.read(g, &other), err("EACCES"));
+    assert_eq!(h.read(g, &format!("{other}a")), err("EINVAL"));
+    assert_eq!(
+        h.args(g, ty::WATCH, &[&format!("@{}", "w".repeat(2047)), "t"]),
+        ok()
+    );
+    assert_eq!(
+        h.args(g, ty::WATCH, &[&format!("@{}", "w".repeat(2048)), "t"]),
+        err("EINVAL")
+    );
+    // Special nodes: their permissions are read like a node's.
+    assert_eq!(
+        h.one(c, ty::GET_PERMS, "@releaseDomain"),
+        Ok(b"n0\0".to_vec())
+    );
+    assert_eq!(h.one(g, ty::GET_PERMS, "@releaseDomain"), err("EACCES"));
+    assert_eq!(
+        h.args(c, ty::SET_PERMS, &["@releaseDomain", "n0", "r5"]),
+        ok()
+    );
+    assert_eq!(
+        h.one(g, ty::GET_PERMS, "@releaseDomain"),
+        Ok(b"n0\0r5\0".to_vec())
+    );
 }
 
 #[test]
@@ -177,7 +210,7 @@ fn partial_messages_wait_for_the_rest() {
             ty: ty::ERROR,
             req_id: 2,
             tx_id: 0,
-            payload: b"ENOENT\0".to_vec()
+            payload: b"EINVAL\0".to_vec()
         }
     );
 }
@@ -486,13 +519,13 @@ fn control_commands() {
         Ok(b"Quota settings:\n\
 nodes            :     1000 Nodes per domain\n\
 watches          :      128 Watches per domain\n\
-transactions     :       10 Transactions per domain\n\
 outstanding      :       20 Outstanding requests per domain\n\
-transaction-nodes:     1024 Max. number of accessed nodes per transaction\n\
 memory           :  2621440 Total Xenstore memory per domain (error level)\n\
-node-size        :     2048 Max. size of a node\n\
+transactions     :       10 Active transactions per domain\n\
+transaction-nodes:     1024 Max. number of accessed nodes per transaction\n\
+node-permissions :        5 Max. number of permissions per node\n\
 path-max         :     2048 Max. length of a node path\n\
-permissions      :        5 Max. number of permissions per node\n\0"
+node-size        :     2048 Max. size of a node\n\0"
             .to_vec())
     );
     assert_eq!(
@@ -515,9 +548,12 @@ outstanding     :        0\nmemory          :      111\n\0"
     );
     assert_eq!(
         h.one(c, ty::CONTROL, "help"),
-        Ok(b"check\t\nlog\ton|off\nmemreport\t[<file>]\nprint\t<string>\nquota\t[set <name> <val>|<domid>]\n\
-quota-soft\t[set <name> <val>]\nhelp\t\n\0"
-            .to_vec())
+        Ok(
+            b"check           \nlog             [on|off]\nmemreport       [<file>]\n\
+print           <string>\nquota           [set <name> <val>|<domid>]\n\
+quota-soft      [set <name> <val>]\nhelp            \n\0"
+                .to_vec()
+        )
     );
     assert_eq!(
         h.one(c, ty::CONTROL, "memreport"),

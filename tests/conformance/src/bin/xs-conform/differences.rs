@@ -132,8 +132,9 @@ pub fn run(ctx: &Ctx, r: &mut Runner) {
             "help",
             c.control(&["help"]),
             val(
-                b"check\t\nlog\ton|off\nmemreport\t[<file>]\nprint\t<string>\n\
-                  quota\t[set <name> <val>|<domid>]\nquota-soft\t[set <name> <val>]\nhelp\t\n\0",
+                b"check           \nlog             [on|off]\nmemreport       [<file>]\n\
+                  print           <string>\nquota           [set <name> <val>|<domid>]\n\
+                  quota-soft      [set <name> <val>]\nhelp            \n\0",
             ),
         )?;
         let report = String::from_utf8_lossy(&c.control(&["memreport"])?).into_owned();

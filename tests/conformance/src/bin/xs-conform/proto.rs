@@ -201,7 +201,12 @@ pub fn run(ctx: &Ctx, r: &mut Runner) {
         eq(
             "get special",
             c.get_perms(0, "@introduceDomain"),
-            Err("EINVAL".into()),
+            Ok(vec![String::from("n0")]),
+        )?;
+        eq(
+            "get unknown special",
+            c.get_perms(0, "@nonsense"),
+            Err("ENOENT".into()),
         )?;
         eq(
             "unchanged",
