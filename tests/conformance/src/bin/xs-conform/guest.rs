@@ -602,6 +602,11 @@ pub fn run(ctx: &Ctx, r: &mut Runner) {
         reply("node", d0.write(0, &n, b"x"), ok())?;
         reply("grant 115", d0.set_perms(0, &n, &["n0", "r115"]), ok())?;
         teardown(&mut d0, 115)?;
+        eq(
+            "the entry naming the gone domain is purged",
+            d0.get_perms(0, &n),
+            Ok(vec![String::from("n0")]),
+        )?;
         let mut g = setup(ctx, &mut d0, 115)?;
         reply("new domain 115 cannot read", g.read(0, &n), err("EACCES"))?;
         reply(
