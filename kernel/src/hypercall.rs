@@ -1,4 +1,4 @@
-//! The typed hypercall layer: Xen 4.17 hypercall numbers, the ABI structs they take (layouts
+//! The typed hypercall layer: Xen's hypercall numbers (4.17 and later), the ABI structs they take (layouts
 //! checked at compile time), and one safe-as-possible wrapper per hypercall the kernel and the
 //! xenstore stub use. Calls go through the hypercall page Xen filled in (`boot/head.S`); every
 //! argument register is treated as clobbered (debug Xen poisons them).
@@ -576,8 +576,18 @@ pub mod virq {
 
 // ----- domctl ----------------------------------------------------------------------------------
 
-/// `XEN_DOMCTL_INTERFACE_VERSION` of Xen 4.17 (must match exactly).
-pub const DOMCTL_INTERFACE_VERSION: u32 = 0x15;
+/// `XEN_DOMCTL_INTERFACE_VERSION` of Xen `major.minor`: Xen refuses a domctl whose version
+/// differs from its own with `EACCES`. 4.17: 0x15; 4.18: 0x16 (getdomaininfo no longer
+/// answers with the next domain); 4.19-4.21: 0x17; 4.22: 0x18. Older versions get 4.17's,
+/// newer ones 4.22's (the newest known).
+pub fn domctl_interface_version(major: u32, minor: u32) -> u32 {
+    match (major, minor) {
+        (0..=3, _) | (4, 0..=17) => 0x15,
+        (4, 18) => 0x16,
+        (4, 19..=21) => 0x17,
+        _ => 0x18,
+    }
+}
 /// `XEN_DOMCTL_getdomaininfo`.
 pub const DOMCTL_GETDOMAININFO: u32 = 5;
 
@@ -660,6 +670,7 @@ pub use calls::*;
 mod calls {
     use super::*;
     use core::arch::asm;
+    use core::sync::atomic::{AtomicU32, Ordering};
 
     extern "C" {
         /// The hypercall page (`boot/head.S`), filled in by Xen at domain build.
@@ -1010,9 +1021,16 @@ mod calls {
         unsafe { hc(nr::EVENT_CHANNEL_OP, T::CMD.into(), ptr(op), 0, 0) }.map(drop)
     }
 
-    /// `domctl(op)`; sets `interface_version` to 4.17's.
+    /// `domctl(op)`; sets `interface_version` to the running Xen's (asked once).
     pub fn domctl(op: &mut Domctl) -> Result<(), Errno> {
-        op.interface_version = DOMCTL_INTERFACE_VERSION;
+        static VERSION: AtomicU32 = AtomicU32::new(0);
+        let mut version = VERSION.load(Ordering::Relaxed);
+        if version == 0 {
+            let (major, minor) = xen_version();
+            version = domctl_interface_version(major, minor);
+            VERSION.store(version, Ordering::Relaxed);
+        }
+        op.interface_version = version;
         // SAFETY: Xen reads and writes the 144-byte struct.
         unsafe { hc(nr::DOMCTL, ptr(op), 0, 0, 0) }.map(drop)
     }
@@ -1022,7 +1040,7 @@ mod calls {
     pub fn getdomaininfo(domid: u16) -> Result<DomctlGetDomainInfo, Errno> {
         let mut op = Domctl {
             cmd: DOMCTL_GETDOMAININFO,
-            interface_version: DOMCTL_INTERFACE_VERSION,
+            interface_version: 0,
             domain: domid,
             pad: [0; 3],
             u: DomctlUnion { pad: [0; 16] },
@@ -1074,6 +1092,18 @@ mod tests {
         assert_eq!(offset_of!(DomctlGetDomainInfo, cpupool), 92);
         assert_eq!(offset_of!(DomctlGetDomainInfo, emulation_flags), 104);
         assert_eq!(offset_of!(TrapInfo, address), 8);
+    }
+
+    #[test]
+    fn domctl_interface_version_follows_the_xen_version() {
+        assert_eq!(domctl_interface_version(4, 16), 0x15);
+        assert_eq!(domctl_interface_version(4, 17), 0x15);
+        assert_eq!(domctl_interface_version(4, 18), 0x16);
+        assert_eq!(domctl_interface_version(4, 19), 0x17);
+        assert_eq!(domctl_interface_version(4, 20), 0x17);
+        assert_eq!(domctl_interface_version(4, 21), 0x17);
+        assert_eq!(domctl_interface_version(4, 22), 0x18);
+        assert_eq!(domctl_interface_version(5, 0), 0x18);
     }
 
     #[test]

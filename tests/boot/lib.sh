@@ -24,6 +24,9 @@
 #                                   once its console shows "GUEST-EXIT 0" within TIMEOUT_S
 #                                   (default 90) and the domain is gone, else prints why, 1
 #   uptime_ms                       prints dom0's uptime in milliseconds (for timings)
+#   stub_console_clean [PATTERN]    PASS if the stub's console log (guest_log Xenstore) has no
+#                                   [WARN] or [ERROR] line other than those matching
+#                                   grep -E PATTERN, else FAIL listing them
 #   finish                          print "RESULT: N passed, M failed"; exit 0 only if
 #                                   at least one check passed and none failed
 # Counters: PASSED, FAILED. Polling interval of the wait_* helpers: 0.1 s.
@@ -156,6 +159,11 @@ EOF
 
 uptime_ms() {
     awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime
+}
+
+stub_console_clean() {
+    _bad=$(tr -d '\r' <"$(guest_log Xenstore)" | grep -E '^\[(WARN|ERROR)\]' | grep -Ev -- "${1:-^$}")
+    expect_eq "no unexpected warning or error on the stub's console" "" "$_bad"
 }
 
 finish() {

@@ -1,6 +1,8 @@
 # Stub domain, test (a): ferrostore started by init-xenstore-domain serves dom0 —
 # xen-init-dom0 completed (dom0-init checks it), the tree is there, `xl list` shows the
-# Xenstore domain, and xenstore-control (memreport, quota) answers from the stub.
+# Xenstore domain, and xenstore-control (memreport, quota) answers from the stub. On Xen
+# 4.19+ init-xenstore-domain also gives the stub a 9pfs device served by xen-9pfsd: its nodes
+# are there, the backend waits for a frontend, and the stub logs no warning about them.
 # xen-run: --xenstore stub --timeout 240
 . /ferrostore/tests/boot/lib.sh
 
@@ -37,4 +39,16 @@ expect_match "xenstore-control quota reports that memory quota" \
     "^memory +: +${quotas% *} " "$(xenstore-control quota 2>&1)"
 expect_match "memreport shows the bound on all domains" \
     "^total: [0-9]+ bytes charged, limit ${quotas#* }\$" "$(xenstore-control memreport 2>&1)"
+if command -v xen-9pfsd >/dev/null; then
+    expect_eq "xen-9pfsd announced itself" running "$(xenstore-read /local/domain/0/libxl/xen-9pfs/state)"
+    fe=/local/domain/$stub/device/9pfs/0
+    be=/local/domain/0/backend/xen_9pfs/$stub/0
+    expect_eq "the stub's 9pfs device: frontend nodes" "$be|0|1|Xen" \
+        "$(xenstore-read $fe/backend $fe/backend-id $fe/state $fe/tag | tr '\n' '|' | sed 's/|$//')"
+    expect_eq "the stub's 9pfs device: backend (InitWait, dom0's /var/lib/xen/xenstore)" \
+        "$fe|$stub|2|/var/lib/xen/xenstore|none" \
+        "$(xenstore-read $be/frontend $be/frontend-id $be/state $be/path $be/security_model | tr '\n' '|' | sed 's/|$//')"
+fi
+check "the stub still serves dom0" xenstore-write /test/b ok
+stub_console_clean
 finish

@@ -51,4 +51,5 @@ heap=$(tr -d '\r' <"$stublog" | sed -n 's/^\[INFO\] xenstored: dom[0-9]* release
 expect_eq "ten heap reports from the stub" 10 "$(printf '%s\n' "$heap" | grep -c .)"
 expect_eq "the stub's heap after the 1st and the 10th release (no leak)" \
     "$(printf '%s\n' "$heap" | sed -n 1p)" "$(printf '%s\n' "$heap" | sed -n 10p)"
+stub_console_clean
 finish

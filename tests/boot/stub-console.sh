@@ -6,9 +6,11 @@
 
 name=ferrostore-hello
 log=$(guest_log $name)
-check "xl create hello.cfg" xl create /ferrostore/xen-config/hello.cfg
+# Paused first, so its domid can be read before it powers itself off.
+check "xl create -p hello.cfg" xl create -p /ferrostore/xen-config/hello.cfg
 domid=$(xl domid $name 2>/dev/null)
 expect_match "the guest has a domid" '^[1-9][0-9]*$' "$domid"
+check "xl unpause $name" xl unpause $name
 if wait_for_marker "$log" '^ferrostore [0-9.]+: PV kernel booted' 60; then
     pass "guest banner on its console (xenconsoled via the stub)"
 else
@@ -37,4 +39,5 @@ else
     fail "the stub saw the domain die (VIRQ_DOM_EXC scan)"
 fi
 expect_match "the stub is still running" "^Xenstore +$stub " "$(xl list)"
+stub_console_clean
 finish

@@ -80,4 +80,5 @@ else
 fi
 expect_eq "the watch printed nothing but @releaseDomain" "" "$(grep -v '^@releaseDomain$' /tmp/release.watch)"
 kill $watch_pid
+stub_console_clean
 finish

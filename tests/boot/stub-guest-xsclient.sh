@@ -56,4 +56,5 @@ if wait_domain_gone $name 30; then
 else
     fail "domain gone after poweroff" "$(xl list)"
 fi
+stub_console_clean
 finish

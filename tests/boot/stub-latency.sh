@@ -57,4 +57,5 @@ if wait_for_marker "$log" '^xenstored: serving dom0 ' 10; then
 else
     fail "stub console readable"
 fi
+stub_console_clean
 finish

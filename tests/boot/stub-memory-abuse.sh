@@ -69,4 +69,5 @@ while [ -n "$left" ] && [ $i -lt 40 ]; do
 done
 expect_eq "the destroyed guests hold nothing" "" "$left"
 expect_eq "the stub never panicked" "" "$(tr -d '\r' <"$stublog" | grep -i panic)"
+stub_console_clean
 finish

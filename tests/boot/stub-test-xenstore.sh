@@ -16,4 +16,5 @@ expect_eq "all 12 test cases ran, in order" \
     "$(printf '%s\n' "$out" | sed -n 's/^\(.*[^ ]\) *: [0-9]* ns$/\1/p' | tr '\n' '|' | sed 's/|$//')"
 check "the stub still serves dom0 after the suite" xenstore-write /test/after ok
 expect_eq "and reads back" "ok" "$(xenstore-read /test/after)"
+stub_console_clean
 finish
