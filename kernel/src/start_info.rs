@@ -10,8 +10,8 @@ pub const START_INFO_SIZE: usize = 1168;
 pub const MAGIC: &str = "xen-3.0-x86_64";
 /// MAX_GUEST_CMDLINE.
 pub const CMDLINE_SIZE: usize = 1024;
-/// Bytes per page.
-pub const PAGE_SIZE: u64 = 4096;
+/// Bytes per page, as the u64 start_info's fields are.
+const PAGE_SIZE: u64 = crate::mm::paging::PAGE_SIZE as u64;
 
 /// `SIF_*` flags.
 pub mod flags {

@@ -16,8 +16,7 @@ use core::arch::{asm, global_asm};
 global_asm!(include_str!("../../../boot/head.S"));
 global_asm!(include_str!("../../../boot/entry.S"));
 
-/// Bytes per page.
-pub const PAGE_SIZE: usize = 4096;
+use crate::mm::paging::PAGE_SIZE;
 /// VA of Xen's read-only machine-to-phys table (u64 per MFN).
 pub const MACH2PHYS_VIRT_START: usize = 0xFFFF_8000_0000_0000;
 /// PTE flags PRESENT | RW | USER used for the shared_info mapping.
