@@ -34,41 +34,9 @@ pub fn vector_name(vector: u64) -> &'static str {
 #[cfg(target_os = "none")]
 mod kernel {
     use super::vector_name;
-    use crate::arch;
+    use crate::arch::{self, frame::TrapFrame};
     use crate::hypercall::{self, ShutdownReason, TrapInfo, FLAT_KERNEL_CS, TI_MASK_EVENTS};
     use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-
-    /// The registers the entry stubs save, lowest address first.
-    #[repr(C)]
-    #[derive(Debug)]
-    pub struct TrapFrame {
-        pub r15: u64,
-        pub r14: u64,
-        pub r13: u64,
-        pub r12: u64,
-        pub r11: u64,
-        pub r10: u64,
-        pub r9: u64,
-        pub r8: u64,
-        pub rbp: u64,
-        pub rdi: u64,
-        pub rsi: u64,
-        pub rdx: u64,
-        pub rcx: u64,
-        pub rbx: u64,
-        pub rax: u64,
-        /// Exception vector, 256 for an event upcall.
-        pub vector: u64,
-        /// Error code (0 when the vector has none).
-        pub error_code: u64,
-        pub rip: u64,
-        /// CS; bits 32..40 hold the saved upcall mask.
-        pub cs: u64,
-        /// RFLAGS; IF = events were enabled when interrupted.
-        pub rflags: u64,
-        pub rsp: u64,
-        pub ss: u64,
-    }
 
     extern "C" {
         fn trap_divide_error();

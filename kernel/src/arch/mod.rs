@@ -4,6 +4,7 @@
 //! reports, and holds the context switch ([`switch`]) and the kernel's lock ([`sync`], which
 //! masks event upcalls).
 
+pub mod frame;
 pub mod switch;
 pub mod sync;
 

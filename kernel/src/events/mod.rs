@@ -14,13 +14,13 @@ pub use kernel::*;
 mod kernel {
     use super::bitmap::{self, Port};
     use crate::arch;
+    use crate::arch::frame::TrapFrame;
     use crate::hypercall::{
         self, Errno, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq, EvtchnClose,
         EvtchnSend, DOMID_SELF,
     };
     use crate::shared_info::NR_EVENT_CHANNELS;
     use crate::sync::IrqMutex;
-    use crate::traps::TrapFrame;
     use core::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 
     /// An event handler, called from the upcall with events disabled; it gets its port.
