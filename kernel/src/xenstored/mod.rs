@@ -26,7 +26,7 @@ pub use service::run;
 mod service {
     use super::budget::{Budgeted, PASS_BUDGET};
     use super::domstate::{classify, DomState};
-    use super::platform::{KernelPlatform, Rings, SharedRings};
+    use super::platform::{KernelPlatform, Rings};
     use crate::cmdline::Options;
     use crate::events::{self, Port};
     use crate::hypercall::{self, virq};
@@ -34,9 +34,7 @@ mod service {
     use crate::shared_info::NR_EVENT_CHANNELS;
     use crate::{mm, time};
     use alloc::collections::{BTreeSet, VecDeque};
-    use alloc::rc::Rc;
     use alloc::vec::Vec;
-    use core::cell::RefCell;
     use core::sync::atomic::{AtomicU64, Ordering};
     use xenstore_engine::quota::NAMES as QUOTA_NAMES;
     use xenstore_engine::ring::{
@@ -116,7 +114,6 @@ mod service {
 
     /// Runs the stub service with dom0's ring on event channel `dom0_port`; never returns.
     pub fn run(opts: &Options, dom0_port: u32) -> ! {
-        let rings: SharedRings = Rc::new(RefCell::new(Rings::default()));
         let heap = mm::heap_stats().size;
         let cfg = config(opts, heap);
         crate::log_info!(
@@ -131,7 +128,7 @@ mod service {
                 ))
         );
         let reserve = heap / RESERVE_HEAP_DIVISOR;
-        let mut engine = Engine::new(KernelPlatform::new(rings.clone(), on_event, reserve), cfg);
+        let mut engine = Engine::new(KernelPlatform::new(on_event, reserve), cfg);
         let virq_port = match events::bind_virq(virq::DOM_EXC) {
             Ok(p) => {
                 events::set_handler(p, on_event);
@@ -143,10 +140,7 @@ mod service {
                 None
             }
         };
-        rings.borrow_mut().initial = true;
-        let r = engine.introduce(0, 0, dom0_port);
-        rings.borrow_mut().initial = false;
-        if let Err(e) = r {
+        if let Err(e) = engine.introduce(0, 0, dom0_port) {
             panic!(
                 "xenstored: cannot serve dom0 on port {dom0_port}: {}",
                 e.name()
@@ -155,7 +149,6 @@ mod service {
         crate::println!("xenstored: serving dom0 (event channel {dom0_port})");
         Dispatcher {
             engine,
-            rings,
             virq_port,
             active: VecDeque::new(),
             queued: BTreeSet::new(),
@@ -166,7 +159,6 @@ mod service {
 
     struct Dispatcher {
         engine: Store,
-        rings: SharedRings,
         virq_port: Option<Port>,
         /// Rings to service, in turn order.
         active: VecDeque<ConnId>,
@@ -178,6 +170,11 @@ mod service {
     }
 
     impl Dispatcher {
+        /// The rings, which the engine's platform owns.
+        fn rings(&mut self) -> &mut Rings {
+            &mut self.engine.platform().rings
+        }
+
         fn activate(&mut self, conn: ConnId) {
             if self.queued.insert(conn) {
                 self.active.push_back(conn);
@@ -204,7 +201,7 @@ mod service {
                 for &p in &ports {
                     if Some(p) == self.virq_port {
                         scan = true;
-                    } else if let Some(&c) = self.rings.borrow().by_port.get(&p) {
+                    } else if let Some(&c) = self.rings().by_port.get(&p) {
                         if self.queued.insert(c) {
                             self.active.push_back(c);
                         }
@@ -229,7 +226,7 @@ mod service {
                     self.activate(c);
                 }
                 self.pass();
-                self.rings.borrow_mut().retired.clear();
+                self.rings().retired.clear();
                 if !self.active.is_empty() {
                     crate::sched::yield_now();
                 }
@@ -265,7 +262,7 @@ mod service {
         }
 
         fn service(&mut self, conn: ConnId) -> After {
-            let (mut page, port, domid, failed) = match self.rings.borrow().by_conn.get(&conn) {
+            let (mut page, port, domid, failed) = match self.rings().by_conn.get(&conn) {
                 Some(r) => (r.page(), r.port, r.domid, r.failed),
                 None => return After::Idle,
             };
@@ -279,8 +276,7 @@ mod service {
             if out.notify {
                 let _ = events::send(port);
             }
-            let mut rings = self.rings.borrow_mut();
-            let Some(r) = rings.by_conn.get_mut(&conn) else {
+            let Some(r) = self.rings().by_conn.get_mut(&conn) else {
                 return After::Idle;
             };
             if r.failed != out.error {
@@ -292,7 +288,6 @@ mod service {
                 }
                 r.failed = out.error;
             }
-            drop(rings);
             if out.error.is_some() {
                 return After::Idle;
             }
@@ -317,17 +312,19 @@ mod service {
         /// event announced (a lost wake-up then costs at most one tick); counts them, logs the
         /// first at info level (tests/boot/stub-latency.sh looks for it) and all at debug.
         fn poll_quiet_rings(&mut self) {
+            let queued = &self.queued;
             let quiet: Vec<ConnId> = self
+                .engine
+                .platform()
                 .rings
-                .borrow()
                 .by_conn
                 .keys()
                 .copied()
-                .filter(|c| !self.queued.contains(c))
+                .filter(|c| !queued.contains(c))
                 .collect();
             for c in quiet {
                 if self.has_work(c) {
-                    let domid = self.rings.borrow().by_conn.get(&c).map_or(0, |r| r.domid);
+                    let domid = self.rings().by_conn.get(&c).map_or(0, |r| r.domid);
                     let n = UNANNOUNCED.fetch_add(1, Ordering::Relaxed) + 1;
                     let wakeups = WAKEUPS.load(Ordering::Relaxed);
                     if n == 1 {
@@ -347,7 +344,7 @@ mod service {
         /// and room in the response ring, or (closed ring) a reconnection request. Fences
         /// first, so that our own index stores are visible before the guest's are read.
         fn has_work(&mut self, conn: ConnId) -> bool {
-            let (page, failed) = match self.rings.borrow().by_conn.get(&conn) {
+            let (page, failed) = match self.rings().by_conn.get(&conn) {
                 Some(r) => (r.page(), r.failed),
                 None => return false,
             };
@@ -365,7 +362,7 @@ mod service {
 
         /// VIRQ_DOM_EXC: asks Xen about every domain the store knows.
         fn scan_domains(&mut self) {
-            let known: Vec<u32> = self.rings.borrow().known.iter().copied().collect();
+            let known: Vec<u32> = self.rings().known.iter().copied().collect();
             for domid in known {
                 let Ok(d) = u16::try_from(domid) else {
                     continue;
@@ -379,7 +376,7 @@ mod service {
                     DomState::Shutdown => self.engine.domain_shutdown(domid),
                     DomState::Gone => {
                         crate::log_info!("xenstored: dom{domid} is gone");
-                        self.rings.borrow_mut().known.remove(&domid);
+                        self.rings().known.remove(&domid);
                         self.engine.domain_gone(domid);
                     }
                     DomState::Unknown(e) => {

@@ -1,7 +1,7 @@
 //! The engine's [`Platform`] in the stub: every introduced domain's ring is grant ref 1 of
 //! that domain mapped writable (the INTRODUCE mfn is never used) plus an interdomain event
-//! channel bound to the port it named. [`Rings`] holds them, shared between the platform
-//! (which the engine owns) and the service loop.
+//! channel bound to the port it named. The platform owns them ([`Rings`]); the service loop
+//! reaches them through the engine (`Engine::platform`), the one way to the rings.
 
 use crate::events::{self, Port};
 use crate::gntmap::{self, GrantMap};
@@ -9,10 +9,8 @@ use crate::hypercall::{self, dominf, Errno};
 use crate::mm::SharedPage;
 use crate::time;
 use alloc::collections::{BTreeMap, BTreeSet};
-use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::RefCell;
 use core::fmt::Write;
 use xenstore_engine::ring::{self, RingPage, SERVER_FEATURES};
 use xenstore_engine::{ConnId, Error, Platform, FEATURES};
@@ -52,17 +50,15 @@ pub struct Rings {
     pub retired: Vec<Ring>,
     /// Domains the VIRQ_DOM_EXC scan checks: introduced ones and those found to exist.
     pub known: BTreeSet<u32>,
-    /// Set while dom0's ring is introduced at start: keep its indices (dom0 may already have
-    /// written requests), only advertise the features.
-    pub initial: bool,
+    /// dom0's ring was adopted: its first introduction (at start) keeps the ring's indices
+    /// (dom0 may already have written requests) and only advertises the features.
+    dom0_adopted: bool,
 }
-
-/// The shared handle.
-pub type SharedRings = Rc<RefCell<Rings>>;
 
 /// The stub's platform.
 pub struct KernelPlatform {
-    rings: SharedRings,
+    /// The rings of the introduced domains.
+    pub rings: Rings,
     handler: events::Handler,
     /// Free heap below which the host reports low memory (see `Platform::memory_low`).
     reserve: usize,
@@ -71,9 +67,9 @@ pub struct KernelPlatform {
 impl KernelPlatform {
     /// A platform that installs `handler` on every ring's port and reports low memory once
     /// less than `reserve` bytes of heap are free.
-    pub fn new(rings: SharedRings, handler: events::Handler, reserve: usize) -> KernelPlatform {
+    pub fn new(handler: events::Handler, reserve: usize) -> KernelPlatform {
         KernelPlatform {
-            rings,
+            rings: Rings::default(),
             handler,
             reserve,
         }
@@ -122,8 +118,9 @@ impl Platform for KernelPlatform {
             failed: None,
         };
         let mut page = ring.page();
-        let mut rings = self.rings.borrow_mut();
-        if rings.initial {
+        let rings = &mut self.rings;
+        if domid == 0 && !rings.dom0_adopted {
+            rings.dom0_adopted = true;
             page.store_u32(SERVER_FEATURES, FEATURES);
         } else {
             ring::reset(&mut page, FEATURES);
@@ -131,22 +128,20 @@ impl Platform for KernelPlatform {
         rings.by_port.insert(local, conn);
         rings.by_conn.insert(conn, ring);
         rings.known.insert(domid);
-        drop(rings);
         let _ = events::send(local);
         crate::log_info!("xenstored: dom{domid} introduced (port {port} -> local {local})");
         Ok(())
     }
 
     fn reintroduce(&mut self, conn: ConnId, domid: u32, port: u32) -> Result<(), Error> {
-        let old = self.rings.borrow().by_conn.get(&conn).map(|r| r.port);
+        let old = self.rings.by_conn.get(&conn).map(|r| r.port);
         if let Some(p) = old {
-            self.rings.borrow_mut().by_port.remove(&p);
+            self.rings.by_port.remove(&p);
             unbind(p, domid);
         }
         let local = self.bind(domid, port)?;
-        let mut rings = self.rings.borrow_mut();
+        let rings = &mut self.rings;
         let Some(ring) = rings.by_conn.get_mut(&conn) else {
-            drop(rings);
             unbind(local, domid);
             return Err(Error::Inval);
         };
@@ -154,20 +149,18 @@ impl Platform for KernelPlatform {
         ring.failed = None;
         ring::reset(&mut ring.page(), FEATURES);
         rings.by_port.insert(local, conn);
-        drop(rings);
         let _ = events::send(local);
         Ok(())
     }
 
     fn release(&mut self, conn: ConnId, domid: u32) {
-        let mut rings = self.rings.borrow_mut();
+        let rings = &mut self.rings;
         rings.known.remove(&domid);
         if let Some(ring) = rings.by_conn.remove(&conn) {
             rings.by_port.remove(&ring.port);
             unbind(ring.port, domid);
             rings.retired.push(ring);
         }
-        drop(rings);
         let heap = crate::mm::heap_stats();
         crate::log_info!(
             "xenstored: dom{domid} released (heap: {} B in {} blocks)",
@@ -187,7 +180,7 @@ impl Platform for KernelPlatform {
             Err(_) => true,
         };
         if exists {
-            self.rings.borrow_mut().known.insert(domid);
+            self.rings.known.insert(domid);
         }
         exists
     }
