@@ -7,7 +7,7 @@ use crate::domain::{Domain, Platform, FEATURES};
 use crate::path::{self, canonicalize};
 use crate::perms::{self, Caller, Perm, IGNORE, READ};
 use crate::quota::{over, Quotas};
-use crate::store::{access, lookup, Change, Store, Usage};
+use crate::store::{self, access, lookup, Change, Store, Usage};
 use crate::transaction::{self, apply, path_charge, Tx, TxOp, View};
 use crate::tree::{self, Node, Tree};
 use crate::wire::{self, one_arg, ty, Error, Header, DOMID_SELF, HEADER_LEN, PAYLOAD_MAX};

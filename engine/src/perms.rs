@@ -94,6 +94,18 @@ pub fn parse_one(s: &[u8]) -> Result<Perm, Error> {
     Ok(Perm { domid, bits })
 }
 
+/// Takes out of a permission list the entries `stale` names: a non-owner entry goes, a stale
+/// owner gives way to dom0.
+pub fn purge(perms: &mut Vec<Perm>, stale: impl Fn(&Perm) -> bool) {
+    if let Some(owner) = perms.first_mut() {
+        if stale(owner) {
+            owner.domid = 0;
+        }
+    }
+    let mut owner = true;
+    perms.retain(|p| core::mem::take(&mut owner) || !stale(p));
+}
+
 /// Appends the wire form of a permission list (`<c><domid>\0` per entry; ignored entries
 /// are listed too, as C xenstored does).
 pub fn encode(perms: &[Perm], out: &mut Vec<u8>) {

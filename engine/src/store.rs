@@ -41,6 +41,12 @@ pub fn entry_valid(domains: &BTreeMap<u32, Domain>, p: &Perm, node_gen: u64) -> 
     domains.get(&p.domid).is_some_and(|d| d.gen <= node_gen)
 }
 
+/// Whether an entry not yet marked IGNORE names a domain that is gone, or younger than
+/// `gen` (the generation the entry was written at).
+pub fn stale(domains: &BTreeMap<u32, Domain>, p: &Perm, gen: u64) -> bool {
+    p.bits & IGNORE == 0 && !entry_valid(domains, p, gen)
+}
+
 /// The access `caller` has to `node`.
 pub fn access(
     domains: &BTreeMap<u32, Domain>,
@@ -364,7 +370,7 @@ impl Store<'_> {
 /// Marks non-owner entries naming domains younger than the node (or gone) as IGNORE,
 /// copying the (shared) list only if one needs it.
 fn mark_stale(domains: &BTreeMap<u32, Domain>, perms: &mut Perms, node_gen: u64) {
-    let stale = |p: &Perm| p.bits & IGNORE == 0 && !entry_valid(domains, p, node_gen);
+    let stale = |p: &Perm| stale(domains, p, node_gen);
     if !perms.iter().skip(1).any(stale) {
         return;
     }

@@ -11,7 +11,7 @@
 //! access are bounded by the `transaction-nodes` quota).
 
 use crate::path;
-use crate::perms::{Caller, Perm};
+use crate::perms::{self, Caller, Perm};
 use crate::store::{Change, Store, Usage};
 use crate::tree::{self, Node, Tree};
 use crate::wire::Error;
@@ -173,14 +173,14 @@ impl Overlay {
     }
 
     /// Applies the overlay to a store (the main store at commit, a copy of it for a view).
-    /// `keep(entry, generation)` says whether a permission entry set at `generation` still
-    /// names the same domain; entries that do not are purged (an owner gives way to dom0).
+    /// `stale(entry, generation)` says whether a permission entry set at `generation` no
+    /// longer names the same domain; such entries are purged ([`perms::purge`]).
     /// Operations that no longer apply are skipped.
     pub(crate) fn apply(
         &self,
         st: &mut Store<'_>,
         caller: &Caller,
-        keep: impl Fn(&Perm, u64) -> bool,
+        stale: impl Fn(&Perm, u64) -> bool,
     ) {
         for r in &self.removed {
             let _ = st.rm(caller, r);
@@ -195,16 +195,7 @@ impl Overlay {
                 continue;
             };
             let mut perms = perms.clone();
-            if let Some(owner) = perms.first_mut() {
-                if !keep(owner, *gen) {
-                    owner.domid = 0;
-                }
-            }
-            let mut i = 0;
-            perms.retain(|p| {
-                i += 1;
-                i == 1 || keep(p, *gen)
-            });
+            perms::purge(&mut perms, |p| stale(p, *gen));
             if st.tree.get(p).is_some_and(|n| n.perms != perms) {
                 let _ = st.set_perms(caller, p, perms);
             }

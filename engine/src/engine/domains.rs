@@ -150,12 +150,9 @@ impl<P: Platform> Engine<P> {
             if n.owner() == domid {
                 roots.push(String::from(p));
             } else if n.perms.iter().skip(1).any(|e| e.domid == domid) {
-                let kept = n
-                    .perms
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, e)| *i == 0 || e.domid != domid);
-                naming.push((String::from(p), kept.map(|(_, e)| *e).collect()));
+                let mut kept = n.perms.to_vec();
+                perms::purge(&mut kept, |e| e.domid == domid);
+                naming.push((String::from(p), kept));
             }
         });
         let mut changes = Vec::new();

@@ -146,7 +146,7 @@ impl<P: Platform> Engine<P> {
                 &quotas,
                 true,
             );
-            tx.overlay.apply(&mut st, caller, |_, _| true);
+            tx.overlay.apply(&mut st, caller, |_, _| false);
             tx.view = Some(View { tree, usage });
         }
         if !tx.listed {
@@ -304,9 +304,6 @@ impl<P: Platform> Engine<P> {
         self.main_changed = true;
         let quotas = self.quotas_of(caller.domid);
         let domains = &self.domains;
-        let keep = |p: &Perm, gen: u64| {
-            p.bits & IGNORE != 0 || domains.get(&p.domid).is_some_and(|d| d.gen <= gen)
-        };
         let mut replayed = Vec::new();
         let mut st = Store {
             tree: &mut self.tree,
@@ -320,7 +317,8 @@ impl<P: Platform> Engine<P> {
             changes: Some(&mut replayed),
             written: 0,
         };
-        tx.overlay.apply(&mut st, caller, keep);
+        tx.overlay
+            .apply(&mut st, caller, |p, gen| store::stale(domains, p, gen));
         replayed.retain(|ch| !tx.overlay.unnamed(&ch.path));
         tx.order_changes(&mut replayed);
         changes.extend(replayed);
