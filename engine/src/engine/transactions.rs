@@ -28,6 +28,13 @@ pub(super) fn view_store<'a>(
     }
 }
 
+/// A transaction's charge went from `old` to `new` bytes: its connection's total
+/// (`tx_bytes`) and all connections' total (`conn_bytes`) follow.
+fn recharge(conn_bytes: &mut usize, tx_bytes: &mut usize, old: usize, new: usize) {
+    *tx_bytes = *tx_bytes - old + new;
+    *conn_bytes = *conn_bytes - old + new;
+}
+
 impl<P: Platform> Engine<P> {
     /// The open transaction `txid` of connection `cid`.
     pub(super) fn tx_mut(&mut self, cid: ConnId, txid: u32) -> Result<&mut Tx, Error> {
@@ -90,8 +97,7 @@ impl<P: Platform> Engine<P> {
         for p in [new_target.then_some(path), new_top].into_iter().flatten() {
             let g = main.get(p).map(|n| n.generation);
             tx.path_bytes += path_charge(p);
-            c.tx_bytes += path_charge(p);
-            self.conn_bytes += path_charge(p);
+            recharge(&mut self.conn_bytes, &mut c.tx_bytes, 0, path_charge(p));
             tx.accessed.insert(String::from(p), g);
         }
         Ok(())
@@ -117,8 +123,7 @@ impl<P: Platform> Engine<P> {
         if let Some(perms) = perms {
             if !tx.parents.contains_key(anc) {
                 tx.path_bytes += path_charge(anc);
-                c.tx_bytes += path_charge(anc);
-                self.conn_bytes += path_charge(anc);
+                recharge(&mut self.conn_bytes, &mut c.tx_bytes, 0, path_charge(anc));
                 tx.parents.insert(String::from(anc), perms);
             }
         }
@@ -165,8 +170,7 @@ impl<P: Platform> Engine<P> {
                 if let Some(tx) = c.txs.get_mut(&txid) {
                     let before = tx.bytes();
                     tx.settle(&self.tree);
-                    c.tx_bytes = c.tx_bytes - before + tx.bytes();
-                    self.conn_bytes = self.conn_bytes - before + tx.bytes();
+                    recharge(&mut self.conn_bytes, &mut c.tx_bytes, before, tx.bytes());
                 }
             }
         }
@@ -235,14 +239,12 @@ impl<P: Platform> Engine<P> {
         if let Err(e) = result {
             tx.untouch_from(mark);
             tx.view = Some(backup);
-            c.tx_bytes = c.tx_bytes - counted + tx.bytes();
-            self.conn_bytes = self.conn_bytes - counted + tx.bytes();
+            recharge(&mut self.conn_bytes, &mut c.tx_bytes, counted, tx.bytes());
             return Err(e);
         }
         transaction::record_op(&mut tx.overlay, &view.tree, &op, depth);
         tx.thaw(&path, matches!(op, TxOp::Rm(_)));
-        c.tx_bytes = c.tx_bytes - counted + tx.bytes();
-        self.conn_bytes = self.conn_bytes - counted + tx.bytes();
+        recharge(&mut self.conn_bytes, &mut c.tx_bytes, counted, tx.bytes());
         wrl_debit(self, caller, written);
         Ok(())
     }
@@ -293,8 +295,7 @@ impl<P: Platform> Engine<P> {
         };
         let tx = c.txs.remove(&id).ok_or(Error::Noent)?;
         self.open_txs -= 1;
-        c.tx_bytes -= tx.bytes();
-        self.conn_bytes -= tx.bytes();
+        recharge(&mut self.conn_bytes, &mut c.tx_bytes, tx.bytes(), 0);
         if !commit {
             return Ok(());
         }
