@@ -209,6 +209,8 @@ impl<P: Platform> Engine<P> {
         let counted = tx.bytes();
         let mark = tx.touched.len();
         tx.touch_op(&op, depth);
+        // What recording the accesses and touches of this request added.
+        let recorded = tx.bytes().saturating_sub(before);
         let Some(view) = tx.view.as_mut() else {
             return Err(Error::Io);
         };
@@ -228,7 +230,6 @@ impl<P: Platform> Engine<P> {
         let result = apply(&mut st, caller, &op);
         let written = st.written;
         let result = result.and_then(|()| {
-            let recorded = (tx.overlay.bytes() + tx.path_bytes).saturating_sub(before);
             let grow = recorded + transaction::growth(&tx.overlay, &view.tree, &op, depth);
             if room.exceeded(grow, grow) {
                 Err(Error::Nomem)
