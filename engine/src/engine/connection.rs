@@ -61,28 +61,24 @@ pub(super) fn unindex(index: &mut BTreeMap<Rc<[u8]>, u32>, data: &[u8]) {
     }
 }
 
-/// Drops a connection's oldest queued watch events (never a reply, nor the message being
-/// sent) until at most `target` bytes are queued; returns how many went.
-pub(super) fn drop_oldest_events(c: &mut Conn, target: usize) -> usize {
-    let started = c.out_off > 0;
-    let mut excess = c.out_bytes.saturating_sub(target);
-    let (mut i, mut n) = (0, 0);
+/// Drops the queued watch events of a connection that `drop` picks, oldest first (never a
+/// reply, nor the message being sent), out of the duplicate index too; returns how many
+/// went and their bytes (already taken off `out_bytes`).
+pub(super) fn drop_events(c: &mut Conn, mut drop: impl FnMut(&OutMsg) -> bool) -> (usize, usize) {
+    let mut sending = c.out_off > 0;
+    let (mut n, mut freed) = (0, 0);
     let index = &mut c.queued_events;
-    let mut freed = 0;
     c.out.retain(|m| {
-        let first = i == 0;
-        i += 1;
-        if excess == 0 || !m.event || (first && started) {
+        if mem::take(&mut sending) || !m.event || !drop(m) {
             return true;
         }
-        excess = excess.saturating_sub(m.data.len());
         freed += m.data.len();
         n += 1;
         unindex(index, &m.data);
         false
     });
     c.out_bytes -= freed;
-    n
+    (n, freed)
 }
 
 impl Conn {
@@ -277,21 +273,8 @@ impl<P: Platform> Engine<P> {
             if c.privileged {
                 continue;
             }
-            let started = c.out_off > 0;
-            let mut i = 0;
-            let mut dropped = 0;
-            let index = &mut c.queued_events;
-            c.out.retain(|m| {
-                let keep = (i == 0 && started) || !m.event || now.saturating_sub(m.at) < limit;
-                i += 1;
-                if !keep {
-                    dropped += m.data.len();
-                    unindex(index, &m.data);
-                }
-                keep
-            });
-            c.out_bytes -= dropped;
-            self.conn_bytes -= dropped;
+            let (_, freed) = drop_events(c, |m| now.saturating_sub(m.at) >= limit);
+            self.conn_bytes -= freed;
         }
     }
 
@@ -357,9 +340,14 @@ impl<P: Platform> Engine<P> {
             return;
         };
         if event && c.privileged && limit != 0 && c.out_bytes + data.len() > limit {
-            let before = c.out_bytes;
-            let dropped = drop_oldest_events(c, limit / 4 * 3);
-            self.conn_bytes -= before - c.out_bytes;
+            // The oldest go, down to three quarters of the bound.
+            let mut excess = c.out_bytes.saturating_sub(limit / 4 * 3);
+            let (dropped, freed) = drop_events(c, |m| {
+                let older = excess > 0;
+                excess = excess.saturating_sub(m.data.len());
+                older
+            });
+            self.conn_bytes -= freed;
             if !c.dropping {
                 c.dropping = true;
                 let domid = c.domid;
@@ -368,9 +356,6 @@ impl<P: Platform> Engine<P> {
                 ));
             }
         }
-        let Some(Some(c)) = self.conns.get_mut(conn) else {
-            return;
-        };
         let data: Rc<[u8]> = Rc::from(data);
         if event {
             *c.queued_events.entry(data.clone()).or_insert(0) += 1;

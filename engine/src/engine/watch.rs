@@ -113,12 +113,7 @@ impl<P: Platform> Engine<P> {
         if !caller.privileged && over(c.watches.len(), limit) {
             return Err(Error::TooBig);
         }
-        let mut ev = Vec::with_capacity(HEADER_LEN + raw.len() + token.len() + 2);
-        let mut body = Vec::with_capacity(raw.len() + token.len() + 2);
-        body.extend_from_slice(&path.as_bytes()[strip..]);
-        body.push(0);
-        body.extend_from_slice(token);
-        body.push(0);
+        let initial = event_msg(path.as_bytes().get(strip..).unwrap_or(&[]), token);
         let seq = c.next_watch;
         c.next_watch += 1;
         self.watch_index.add(&path, cid, seq);
@@ -130,8 +125,7 @@ impl<P: Platform> Engine<P> {
             depth,
         });
         reply.extend_from_slice(b"OK\0");
-        if body.len() <= PAYLOAD_MAX {
-            wire::encode_msg(&mut ev, ty::WATCH_EVENT, 0, 0, &body);
+        if let Some(ev) = initial {
             self.deferred_events.push((cid, ev));
         }
         Ok(())
