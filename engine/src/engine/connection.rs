@@ -219,6 +219,9 @@ impl<P: Platform> Engine<P> {
                 c.out_off = 0;
             }
         }
+        if c.out.is_empty() {
+            c.dropping = false;
+        }
         n
     }
 

@@ -325,13 +325,23 @@ fn a_privileged_connection_that_does_not_read_is_bounded() {
     assert_eq!(h.write(c, "/w/m19999", b""), ok());
     let events = h.events(idle);
     assert_eq!(events.iter().filter(|e| *e == "/w/m19999|t|").count(), 1);
+    // The same when the output is taken as a ring takes it (in pieces).
+    for i in 0..20_000 {
+        assert_eq!(h.write(c, &format!("/w/r{i}"), b""), ok());
+    }
+    let mut buf = [0u8; 1000];
+    while h.e.output_into(idle, &mut buf) > 0 {}
+    for i in 0..20_000 {
+        assert_eq!(h.write(c, &format!("/w/s{i}"), b""), ok());
+    }
+    let _ = h.events(idle);
     let warnings =
         h.p.log
             .borrow()
             .iter()
             .filter(|l| l.contains("does not read"))
             .count();
-    assert_eq!(warnings, 2);
+    assert_eq!(warnings, 4);
     assert_eq!(h.e.check(), Ok(()));
 }
 
