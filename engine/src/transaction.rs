@@ -81,16 +81,20 @@ pub(crate) struct Overlay {
     bytes: usize,
 }
 
+/// The range of the paths strictly below `path` in a sorted map or set ('0' follows '/').
+fn below(path: &str) -> core::ops::Range<String> {
+    alloc::format!("{path}/")..alloc::format!("{path}0")
+}
+
 /// The keys of `map` that are `path` or below it.
 fn subtree_keys<'a, V>(
     map: &'a BTreeMap<String, V>,
     path: &str,
 ) -> impl Iterator<Item = &'a String> {
-    let (lo, hi) = (alloc::format!("{path}/"), alloc::format!("{path}0"));
     map.get_key_value(path)
         .map(|(k, _)| k)
         .into_iter()
-        .chain(map.range(lo..hi).map(|(k, _)| k))
+        .chain(map.range(below(path)).map(|(k, _)| k))
 }
 
 impl Overlay {
@@ -158,12 +162,8 @@ impl Overlay {
                 self.bytes -= e.bytes(&p);
             }
         }
-        let below: Vec<String> = self
-            .removed
-            .range(alloc::format!("{path}/")..alloc::format!("{path}0"))
-            .cloned()
-            .collect();
-        for p in below {
+        let inner: Vec<String> = self.removed.range(below(path)).cloned().collect();
+        for p in inner {
             self.removed.remove(&p);
             self.bytes -= p.len() + tree::record_size(0, 0, 0);
         }
