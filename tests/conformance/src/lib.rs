@@ -7,6 +7,7 @@
 pub mod client;
 pub mod harness;
 pub mod rng;
+pub mod stats;
 pub mod wire;
 
 pub use client::{Client, XsResult};

@@ -12,6 +12,7 @@
 use std::process::{Command, ExitCode};
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
+use xs_conformance::stats::{median, percentile, rss_bytes};
 use xs_conformance::wire::{self, MsgType};
 use xs_conformance::Client;
 
@@ -30,17 +31,6 @@ fn cpu_ticks(pid: u32) -> Result<u64, String> {
     let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     // Fields after the command: state is index 0, utime index 11, stime index 12.
     Ok(num(11) + num(12))
-}
-
-fn rss_bytes(pid: u32) -> Result<u64, String> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("read /proc/{pid}/status: {e}"))?;
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .ok_or_else(|| format!("no VmRSS for pid {pid}"))
 }
 
 /// The 1-minute load average, to show how busy the machine was during the run.
@@ -66,11 +56,6 @@ fn connect(s: &Server) -> Result<Client, String> {
 
 fn must(what: &str, r: xs_conformance::XsResult) -> Result<Vec<u8>, String> {
     r.map_err(|e| format!("{what}: {e}"))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// `conns` connections doing write+read on their own key for `secs`; returns (req/s, server
@@ -136,9 +121,7 @@ fn watch_latency(s: &Server, samples: usize) -> Result<(f64, f64), String> {
         }
         c.recv_reply(id).map_err(|e| e.to_string())?;
     }
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-    Ok((pct(0.50), pct(0.99)))
+    Ok((percentile(&mut lat, 0.50), percentile(&mut lat, 0.99)))
 }
 
 /// 8 clients incrementing one counter in transactions; returns commits/s after checking the

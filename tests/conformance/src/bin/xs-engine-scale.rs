@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use xenstore_engine::perms::Perm;
 use xenstore_engine::tree::{self, Node, Tree};
 use xenstore_engine::{Config, ConnId, Engine, Error, Platform};
+use xs_conformance::stats::median;
 use xs_conformance::wire::{self, MsgType};
 
 /// A platform where every domain exists and nothing else happens.
@@ -158,8 +159,7 @@ fn time(ms: u64, mut f: impl FnMut()) -> f64 {
         }
         runs.push(t.elapsed().as_nanos() as f64 / n as f64);
     }
-    runs.sort_by(|a, b| a.total_cmp(b));
-    runs[2]
+    median(runs)
 }
 
 fn main() {

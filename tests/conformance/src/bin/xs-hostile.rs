@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 use xs_conformance::client::Client;
+use xs_conformance::stats::{percentile, rss_bytes};
 use xs_conformance::wire::{self, MsgType};
 
 const GUEST: u32 = 77;
@@ -59,15 +60,6 @@ fn must<T>(what: &str, r: Result<T, String>) -> T {
     })
 }
 
-/// The server's resident memory in bytes.
-fn rss(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// dom0 reads one node in a loop until `stop`; returns the latencies in microseconds.
 fn probe(socket: String, stop: Arc<AtomicBool>) -> thread::JoinHandle<Vec<f64>> {
     thread::spawn(move || {
@@ -84,14 +76,6 @@ fn probe(socket: String, stop: Arc<AtomicBool>) -> thread::JoinHandle<Vec<f64>> 
         }
         lat
     })
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
 /// Runs `attack` for `secs` while dom0 probes; returns (p50, p99, samples, attack ops).
@@ -196,7 +180,7 @@ fn main() {
         }
         0
     });
-    let base = rss(o.pid);
+    let base = must("server RSS", rss_bytes(o.pid));
     let mut txs = Vec::new();
     let (i50, i99, inn, _) = measure(&o, &mut |_| {
         for round in 0..10 {
@@ -207,7 +191,7 @@ fn main() {
         }
         0
     });
-    let pinned = rss(o.pid).saturating_sub(base);
+    let pinned = must("server RSS", rss_bytes(o.pid)).saturating_sub(base);
     for tx in txs {
         let _ = g.tx_end(tx, false);
     }

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 use xs_conformance::client::Client;
+use xs_conformance::stats::median;
 
 struct Server {
     name: String,
@@ -16,11 +17,6 @@ struct Server {
 
 fn connect(s: &Server) -> Result<Client, String> {
     Client::connect(&s.sock).map_err(|e| format!("connect to {}: {e}", s.name))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// µs per READ for one client while `idle` other connections are open (a quarter of them
