@@ -40,6 +40,15 @@ extern "C" fn ferrostore_start(entry: arch::EntryStartInfo) -> ! {
     events::enable();
     let opts = Options::parse(si.cmd_line());
     console::set_level(opts.log_level);
+    let layout = mm::init(si);
+    if let Err(e) = arch::unmap_null_page() {
+        crate::log_warn!("could not unmap page 0 (null guard): {e}");
+    }
+    time::init();
+    // The stub keeps its log lines for its log file; that needs the heap and the clock.
+    if opts.event.is_some() {
+        crate::logsink::capture();
+    }
     crate::log_info!("command line \"{}\"", si.cmd_line());
     crate::log_debug!(
         "start_info at {:#x}, shared_info mapped at {:#x}",
@@ -53,11 +62,6 @@ extern "C" fn ferrostore_start(entry: arch::EntryStartInfo) -> ! {
             si.cmd_line()
         );
     }
-    let layout = mm::init(si);
-    if let Err(e) = arch::unmap_null_page() {
-        crate::log_warn!("could not unmap page 0 (null guard): {e}");
-    }
-    time::init();
     let grants = match gnttab::init() {
         Ok(g) => g,
         Err(e) => panic!("grant table setup failed: {e}"),

@@ -230,6 +230,14 @@ mod kernel {
         }
     }
 
+    /// One log line: kept for the log file, and printed unless the file takes it alone.
+    pub fn log_fmt(level: Level, args: fmt::Arguments<'_>) {
+        crate::logsink::push(level, args);
+        if crate::logsink::to_console(level) {
+            print_fmt(format_args!("[{}] {}\n", level.tag(), args));
+        }
+    }
+
     /// True when the backend has consumed every byte written (or there is no console).
     pub fn drained() -> bool {
         match CONSOLE.try_lock() {
@@ -268,14 +276,13 @@ macro_rules! println {
     };
 }
 
-/// Logs a line at `level` (`[LEVEL] message`) if that level is enabled.
+/// Logs a line at `level` (`[LEVEL] message`) if that level is enabled: to the console, and
+/// to the stub's log file once it has one (see [`logsink`](crate::logsink)).
 #[macro_export]
 macro_rules! log {
     ($level:expr, $($arg:tt)*) => {
         if $crate::console::enabled($level) {
-            $crate::console::print_fmt(format_args!(
-                "[{}] {}\n", $level.tag(), format_args!($($arg)*)
-            ))
+            $crate::console::log_fmt($level, format_args!($($arg)*))
         }
     };
 }

@@ -14,6 +14,12 @@
 #                                   returns 0, or 1 after TIMEOUT_S (then prints LOG's tail)
 #   wait_domain_gone NAME TIMEOUT_S wait until `xl domid NAME` fails; returns 0 or 1
 #   guest_log NAME                  prints the path of guest NAME's console log (xenconsoled)
+#   stub_log                        prints the path of the file with the stub's log lines:
+#                                   on 4.19+ (xen-9pfsd serves the stub's 9pfs device) dom0's
+#                                   /var/lib/xen/xenstore/ferrostore.log, whose lines start
+#                                   with a UTC stamp; else its console log. Match its lines
+#                                   unanchored: '\[INFO\] xenstored: ...'
+#   stub_log_text                   prints stub_log's lines without stamps and \r
 #   ferrostore_guest NAME [CMDLINE] writes /tmp/NAME.cfg, an xl config for the ferrostore
 #                                   kernel as a 16 MiB PV guest with that command line
 #                                   (destroyed at poweroff, kept on a crash); prints its path
@@ -119,6 +125,18 @@ wait_domain_gone() {
 
 guest_log() {
     echo "/var/log/xen/console/guest-$1.log"
+}
+
+stub_log() {
+    if command -v xen-9pfsd >/dev/null; then
+        echo /var/lib/xen/xenstore/ferrostore.log
+    else
+        guest_log Xenstore
+    fi
+}
+
+stub_log_text() {
+    tr -d '\r' <"$(stub_log)" | sed 's/^[0-9][-0-9T:.]*Z //'
 }
 
 ferrostore_guest() {

@@ -2,7 +2,8 @@
 # xen-init-dom0 completed (dom0-init checks it), the tree is there, `xl list` shows the
 # Xenstore domain, and xenstore-control (memreport, quota) answers from the stub. On Xen
 # 4.19+ init-xenstore-domain also gives the stub a 9pfs device served by xen-9pfsd: its nodes
-# are there, the backend waits for a frontend, and the stub logs no warning about them.
+# are there, the stub's frontend connects, and its log file appears in dom0's
+# /var/lib/xen/xenstore with the boot's lines; the stub logs no warning about it.
 # xen-run: --xenstore stub --timeout 240
 . /ferrostore/tests/boot/lib.sh
 
@@ -43,11 +44,27 @@ if command -v xen-9pfsd >/dev/null; then
     expect_eq "xen-9pfsd announced itself" running "$(xenstore-read /local/domain/0/libxl/xen-9pfs/state)"
     fe=/local/domain/$stub/device/9pfs/0
     be=/local/domain/0/backend/xen_9pfs/$stub/0
-    expect_eq "the stub's 9pfs device: frontend nodes" "$be|0|1|Xen" \
-        "$(xenstore-read $fe/backend $fe/backend-id $fe/state $fe/tag | tr '\n' '|' | sed 's/|$//')"
-    expect_eq "the stub's 9pfs device: backend (InitWait, dom0's /var/lib/xen/xenstore)" \
-        "$fe|$stub|2|/var/lib/xen/xenstore|none" \
-        "$(xenstore-read $be/frontend $be/frontend-id $be/state $be/path $be/security_model | tr '\n' '|' | sed 's/|$//')"
+    expect_eq "the stub's 9pfs device: frontend nodes" "$be|0|Xen" \
+        "$(xenstore-read $fe/backend $fe/backend-id $fe/tag | tr '\n' '|' | sed 's/|$//')"
+    expect_eq "the stub's 9pfs device: backend (dom0's /var/lib/xen/xenstore)" \
+        "$fe|$stub|/var/lib/xen/xenstore|none" \
+        "$(xenstore-read $be/frontend $be/frontend-id $be/path $be/security_model | tr '\n' '|' | sed 's/|$//')"
+    # The stub's frontend connects (transport version 1, one ring) and writes its log there.
+    file=$(stub_log)
+    if wait_for_marker "$file" '\[INFO\] xenstored: log: 9pfs device connected \(backend dom0\)$' 20; then
+        pass "the stub's log file is on dom0's disk"
+    else
+        fail "the stub's log file is on dom0's disk" "$(ls -l /var/lib/xen/xenstore 2>&1)"
+    fi
+    expect_eq "both ends of the 9pfs device are Connected" "4|4|1|1" \
+        "$(xenstore-read $fe/state $be/state $fe/version $fe/num-rings | tr '\n' '|' | sed 's/|$//')"
+    expect_match "the file starts with the boot's lines, UTC-stamped" \
+        '^20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z \[INFO\] command line "--event [0-9]+' \
+        "$(head -n 1 "$file")"
+    expect_match "the file has the quotas line" '\[INFO\] xenstored: quotas: memory ' "$(cat "$file")"
+    expect_match "the console says where the log went" \
+        '^xenstored: log: writing ferrostore.log on the 9pfs device' "$(tr -d '\r' <"$log")"
+    expect_range "the log file is under its 1 MiB cap" 1 1048576 "$(wc -c <"$file")"
 fi
 check "the stub still serves dom0" xenstore-write /test/b ok
 stub_console_clean

@@ -9,7 +9,7 @@
 . /ferrostore/tests/boot/lib.sh
 
 cfg=$(ferrostore_guest churn)
-stublog=$(guest_log Xenstore)
+stublog=$(stub_log)
 base=
 domids=""
 i=1
@@ -22,7 +22,7 @@ while [ $i -le 10 ]; do
     d=$(xl domid churn 2>/dev/null)
     xl unpause churn
     if wait_domain_gone churn 30 &&
-        wait_for_marker "$stublog" "^\[INFO\] xenstored: dom$d released" 10 >/dev/null; then
+        wait_for_marker "$stublog" "\[INFO\] xenstored: dom$d released" 10 >/dev/null; then
         domids="$domids $d"
         # The first guest leaves dom0-owned toolstack nodes for good (libxl's first use):
         # the baseline is taken after it.
@@ -47,7 +47,7 @@ for d in $domids; do
     fi
 done
 expect_eq "no node or permission entry names a dead guest" "" "$left"
-heap=$(tr -d '\r' <"$stublog" | sed -n 's/^\[INFO\] xenstored: dom[0-9]* released (heap: \([0-9]*\) B in \([0-9]*\) blocks)$/\1 \2/p')
+heap=$(stub_log_text | sed -n 's/^\[INFO\] xenstored: dom[0-9]* released (heap: \([0-9]*\) B in \([0-9]*\) blocks)$/\1 \2/p')
 expect_eq "ten heap reports from the stub" 10 "$(printf '%s\n' "$heap" | grep -c .)"
 expect_eq "the stub's heap after the 1st and the 10th release (no leak)" \
     "$(printf '%s\n' "$heap" | sed -n 1p)" "$(printf '%s\n' "$heap" | sed -n 10p)"

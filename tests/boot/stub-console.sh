@@ -1,6 +1,7 @@
 # Stub domain, test (c): with ferrostore as xenstore, xl creates a guest and xenconsoled
 # finds its console through the stub (the hello demo prints its markers and powers off);
-# @releaseDomain reaches xl/xenconsoled so the domain and its nodes go away.
+# @releaseDomain reaches xl/xenconsoled so the domain and its nodes go away. The stub logs the
+# guest's introduction and death (on 4.19+ in its log file on dom0's disk, not the console).
 # xen-run: --xenstore stub --timeout 300
 . /ferrostore/tests/boot/lib.sh
 
@@ -33,10 +34,16 @@ else
 fi
 expect_eq "its /local/domain node is gone" "" "$(xenstore-ls /local/domain 2>&1 | grep "^$domid = ")"
 stub=$(sed -n 's/^domid://p' /var/run/xen/xenstored.pid)
-if wait_for_marker "$(guest_log Xenstore)" "^\[INFO\] xenstored: dom$domid is gone" 10; then
+if wait_for_marker "$(stub_log)" "\[INFO\] xenstored: dom$domid is gone" 10; then
     pass "the stub saw the domain die (VIRQ_DOM_EXC scan)"
 else
     fail "the stub saw the domain die (VIRQ_DOM_EXC scan)"
+fi
+expect_match "the stub logged the guest's introduction" \
+    "\[INFO\] xenstored: dom$domid introduced \(port [0-9]+ -> local [0-9]+\)$" "$(stub_log_text)"
+if command -v xen-9pfsd >/dev/null; then
+    expect_eq "with its log file open the stub's console keeps info lines off" "" \
+        "$(tr -d '\r' <"$(guest_log Xenstore)" | grep "xenstored: dom$domid ")"
 fi
 expect_match "the stub is still running" "^Xenstore +$stub " "$(xl list)"
 stub_console_clean

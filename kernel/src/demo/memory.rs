@@ -20,7 +20,6 @@
 //! Failures print a line starting `memory: FAILED` and the demo stops there.
 
 use crate::gnttab::{self, GrantError};
-use crate::hypercall::{self, EvtchnStatus, DOMID_SELF};
 use crate::mm::paging::PAGE_SIZE;
 use crate::mm::SharedPage;
 use crate::{events, gntmap, mm, println};
@@ -123,30 +122,8 @@ fn alias_round(pfn: u64) -> Result<(), Failed> {
     Ok(())
 }
 
-/// Our own domain id: the remote end Xen records for an unbound port allocated with
-/// `remote_dom = DOMID_SELF` (Xen substitutes the caller's id; `EVTCHNOP_status` reports it).
-fn own_domid() -> Result<u16, Failed> {
-    let port = events::alloc_unbound(DOMID_SELF).map_err(|e| fail("EVTCHNOP_alloc_unbound", e))?;
-    let mut st = EvtchnStatus {
-        dom: DOMID_SELF,
-        port,
-        ..Default::default()
-    };
-    let status = hypercall::event_channel_op(&mut st);
-    let closed = events::close(port);
-    status.map_err(|e| fail("EVTCHNOP_status", e))?;
-    closed.map_err(|e| fail("EVTCHNOP_close", e))?;
-    if st.status != EVTCHNSTAT_UNBOUND {
-        return Err(fail("EVTCHNOP_status", "the new port is not unbound"));
-    }
-    Ok(st.u[0] as u16)
-}
-
-/// `EVTCHNSTAT_unbound`.
-const EVTCHNSTAT_UNBOUND: u32 = 1;
-
 fn grant_self_map() -> Result<(), Failed> {
-    let domid = own_domid()?;
+    let domid = events::own_domid().map_err(|e| fail("own domid", e))?;
     println!("grant: own domid {domid}");
     let pfn = mm::alloc_frame().map_err(|e| fail("alloc_frame", e))?;
     let result = grant_round(domid, pfn).and_then(|()| many_maps(domid, pfn));

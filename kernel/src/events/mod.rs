@@ -1,6 +1,7 @@
 //! Event channels (2-level ABI): all ports masked at boot, the upcall dispatcher that the
 //! `hypervisor_callback` entry calls, a port → handler table, the EVTCHNOP wrappers
-//! (alloc_unbound, bind_interdomain, bind_virq, send, close, unmask) and the event-delivery
+//! (alloc_unbound, bind_interdomain, bind_virq, send, close, unmask, and `own_domid` from
+//! EVTCHNOP_status) and the event-delivery
 //! switch (`disable`/`restore`/`enable`, the PV "cli/sti" on vcpu_info.evtchn_upcall_mask).
 
 pub mod bitmap;
@@ -17,7 +18,7 @@ mod kernel {
     use crate::arch::frame::TrapFrame;
     use crate::hypercall::{
         self, Errno, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq, EvtchnClose,
-        EvtchnSend, DOMID_SELF,
+        EvtchnSend, EvtchnStatus, DOMID_SELF,
     };
     use crate::shared_info::NR_EVENT_CHANNELS;
     use crate::sync::IrqMutex;
@@ -181,6 +182,29 @@ mod kernel {
     pub fn send(port: Port) -> Result<(), Errno> {
         hypercall::event_channel_op(&mut EvtchnSend { port })
     }
+
+    /// Our own domain id: the remote end Xen records for an unbound port allocated with
+    /// `remote_dom = DOMID_SELF` (Xen substitutes the caller's id; `EVTCHNOP_status` reports
+    /// it). The port is closed again.
+    pub fn own_domid() -> Result<u16, &'static str> {
+        let port = alloc_unbound(DOMID_SELF).map_err(|_| "EVTCHNOP_alloc_unbound failed")?;
+        let mut st = EvtchnStatus {
+            dom: DOMID_SELF,
+            port,
+            ..Default::default()
+        };
+        let status = hypercall::event_channel_op(&mut st);
+        let closed = close(port);
+        status.map_err(|_| "EVTCHNOP_status failed")?;
+        closed.map_err(|_| "EVTCHNOP_close failed")?;
+        if st.status != EVTCHNSTAT_UNBOUND {
+            return Err("EVTCHNOP_status: the new port is not unbound");
+        }
+        u16::try_from(st.u[0]).map_err(|_| "EVTCHNOP_status: no domain id")
+    }
+
+    /// `EVTCHNSTAT_unbound`.
+    const EVTCHNSTAT_UNBOUND: u32 = 1;
 
     /// Closes `port`: masks it, drops its handler and pending state, and tells Xen.
     pub fn close(port: Port) -> Result<(), Errno> {

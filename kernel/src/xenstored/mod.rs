@@ -13,10 +13,13 @@
 //! held back by the outstanding-request quota or the write-rate limit are re-polled sooner.
 //! A ring whose indices or header are bad gets the `error` field set and is ignored until
 //! the guest asks to reconnect. VIRQ_DOM_EXC triggers a getdomaininfo scan ([`domstate`]).
+//! The stub's log goes to a file on its 9pfs device once the device connects (`logdev`).
 
 pub mod budget;
 pub mod domstate;
 
+#[cfg(target_os = "none")]
+mod logdev;
 #[cfg(target_os = "none")]
 mod platform;
 #[cfg(target_os = "none")]
@@ -26,6 +29,7 @@ pub use service::run;
 mod service {
     use super::budget::{Budgeted, PASS_BUDGET};
     use super::domstate::{classify, DomState};
+    use super::logdev::LogDevice;
     use super::platform::{KernelPlatform, Rings};
     use crate::cmdline::Options;
     use crate::events::{self, Port};
@@ -147,8 +151,16 @@ mod service {
             );
         }
         crate::println!("xenstored: serving dom0 (event channel {dom0_port})");
+        let log = match events::own_domid() {
+            Ok(domid) => Some(LogDevice::new(&mut engine, domid, on_event)),
+            Err(e) => {
+                crate::log_warn!("xenstored: own domain id unknown ({e}): no log file");
+                None
+            }
+        };
         Dispatcher {
             engine,
+            log,
             virq_port,
             active: VecDeque::new(),
             queued: BTreeSet::new(),
@@ -159,6 +171,8 @@ mod service {
 
     struct Dispatcher {
         engine: Store,
+        /// The log file's device (the stub's own engine connection and 9pfs port).
+        log: Option<LogDevice>,
         virq_port: Option<Port>,
         /// Rings to service, in turn order.
         active: VecDeque<ConnId>,
@@ -175,7 +189,12 @@ mod service {
             &mut self.engine.platform().rings
         }
 
+        /// Queues `conn`'s ring for service; the log device's connection is served at once.
         fn activate(&mut self, conn: ConnId) {
+            if let Some(log) = self.log.as_mut().filter(|l| l.conn() == conn) {
+                log.on_store(&mut self.engine);
+                return;
+            }
             if self.queued.insert(conn) {
                 self.active.push_back(conn);
             }
@@ -227,6 +246,9 @@ mod service {
                 }
                 self.pass();
                 self.rings().retired.clear();
+                if let Some(log) = self.log.as_mut() {
+                    log.poll(&mut self.engine);
+                }
                 if !self.active.is_empty() {
                     crate::sched::yield_now();
                 }
