@@ -45,8 +45,9 @@ extern "C" fn ferrostore_start(entry: arch::EntryStartInfo) -> ! {
         crate::log_warn!("could not unmap page 0 (null guard): {e}");
     }
     time::init();
-    // The stub keeps its log lines for its log file; that needs the heap and the clock.
-    if opts.event.is_some() {
+    // On Xen 4.19+ the stub gets a 9pfs device for its log file: from here on (the heap and
+    // the clock are up) it keeps its log lines for it.
+    if opts.event.is_some() && hypercall::xen_version() >= (4, 19) {
         crate::logsink::capture();
     }
     crate::log_info!("command line \"{}\"", si.cmd_line());

@@ -1,8 +1,8 @@
 //! Log lines kept for the stub's log file: every log line, stamped with UTC time, goes into a
 //! bounded queue of whole lines (the oldest are dropped and counted when the file falls
 //! behind) that `xenstored::logdev` drains into the file. While the file is being written,
-//! the console gets only warnings and errors; before that (and on hosts without the 9pfs
-//! device, Xen 4.17) it gets every line, as always.
+//! the console gets only warnings and errors; before that (and on Xen before 4.19, which gives
+//! the stub no 9pfs device, where no line is kept) it gets every line, as always.
 
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -20,10 +20,11 @@ pub struct LineQueue {
 }
 
 impl LineQueue {
-    /// An empty queue holding at most `cap` bytes.
-    pub const fn new(cap: usize) -> LineQueue {
+    /// An empty queue holding at most `cap` bytes, allocated at once (so the heap does not
+    /// move as it fills).
+    pub fn new(cap: usize) -> LineQueue {
         LineQueue {
-            buf: VecDeque::new(),
+            buf: VecDeque::with_capacity(cap),
             cap,
             dropped: 0,
         }
@@ -128,13 +129,12 @@ mod kernel {
     use core::fmt;
     use core::sync::atomic::{AtomicBool, Ordering};
 
-    static QUEUE: IrqMutex<LineQueue> = IrqMutex::new(LineQueue::new(QUEUE_BYTES));
-    static CAPTURING: AtomicBool = AtomicBool::new(false);
+    static QUEUE: IrqMutex<Option<LineQueue>> = IrqMutex::new(None);
     static FILE_ACTIVE: AtomicBool = AtomicBool::new(false);
 
-    /// Starts keeping log lines for a log file (the stub, from boot on).
+    /// Starts keeping log lines for a log file (the stub on Xen 4.19+, from boot on).
     pub fn capture() {
-        CAPTURING.store(true, Ordering::Relaxed);
+        *QUEUE.lock() = Some(LineQueue::new(QUEUE_BYTES));
     }
 
     /// Says whether a log file is being written: while it is, the console gets only warnings
@@ -155,17 +155,19 @@ mod kernel {
 
     /// Keeps one log line for the file, if lines are being kept.
     pub fn push(level: Level, args: fmt::Arguments<'_>) {
-        if !CAPTURING.load(Ordering::Relaxed) {
+        if QUEUE.lock().is_none() {
             return;
         }
         let (secs, nsec) = time::wallclock();
         let line = alloc::format!("{} [{}] {}\n", utc_stamp(secs, nsec), level.tag(), args);
-        QUEUE.lock().push_line(line.as_bytes());
+        if let Some(q) = QUEUE.lock().as_mut() {
+            q.push_line(line.as_bytes());
+        }
     }
 
     /// Whole queued lines, at most `max` bytes.
     pub fn take(max: usize) -> Vec<u8> {
-        QUEUE.lock().take(max)
+        QUEUE.lock().as_mut().map_or_else(Vec::new, |q| q.take(max))
     }
 }
 
