@@ -4,8 +4,10 @@
 //! for. Also the panic handler and the clean poweroff.
 
 use crate::cmdline::Options;
+#[cfg(feature = "demo")]
+use crate::demo;
 use crate::hypercall::{self, ShutdownReason};
-use crate::{arch, console, demo, events, gnttab, mm, println, sched, start_info, time, traps};
+use crate::{arch, console, events, gnttab, mm, println, sched, start_info, time, traps};
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -67,7 +69,39 @@ extern "C" fn ferrostore_start(entry: arch::EntryStartInfo) -> ! {
         Ok(g) => g,
         Err(e) => panic!("grant table setup failed: {e}"),
     };
+    crate::log_debug!(
+        "memory: {} pages, heap {} pages, frame pool {} frames; grant table: {} of at most {} frames ({} entries)",
+        layout.nr_pages,
+        layout.heap_pages,
+        layout.pool_frames,
+        grants.frames,
+        grants.max_frames,
+        grants.entries
+    );
     sched::init();
+    #[cfg(feature = "demo")]
+    run_demo_modes(&opts, si, &layout, &grants);
+    if let Some(port) = opts.event {
+        crate::xenstored::run(&opts, port);
+    }
+    if cfg!(feature = "demo") {
+        println!("ferrostore: no mode on the command line (expected 'demo'); powering off");
+    } else {
+        println!(
+            "ferrostore: this image is the xenstore stub (it needs --event N from init-xenstore-domain); the demo and test guests are ferrostore-demo.gz; powering off"
+        );
+    }
+    poweroff();
+}
+
+/// The demo image's modes: the learning tour and the test guests; each powers off.
+#[cfg(feature = "demo")]
+fn run_demo_modes(
+    opts: &Options,
+    si: &start_info::StartInfo,
+    layout: &mm::MemoryLayout,
+    grants: &gnttab::GnttabInfo,
+) {
     if opts.panic {
         panic!("deliberate panic requested by the 'panic' command-line option");
     }
@@ -77,7 +111,7 @@ extern "C" fn ferrostore_start(entry: arch::EntryStartInfo) -> ! {
         panic!("reading page 0 did not fault (read {v:#x})");
     }
     if opts.demo {
-        demo::run(si, &layout, &grants);
+        demo::run(si, layout, grants);
         poweroff();
     }
     if opts.xsclient {
@@ -92,11 +126,6 @@ extern "C" fn ferrostore_start(entry: arch::EntryStartInfo) -> ! {
         demo::ring_abuse::run(si, mode);
         poweroff();
     }
-    if let Some(port) = opts.event {
-        crate::xenstored::run(&opts, port);
-    }
-    println!("ferrostore: no mode on the command line (expected 'demo'); powering off");
-    poweroff();
 }
 
 /// Waits (bounded) until xenconsoled has read everything written to the console. The yield

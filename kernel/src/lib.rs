@@ -35,7 +35,7 @@ mod test_host;
 pub mod arch;
 #[cfg(target_os = "none")]
 pub mod boot;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", feature = "demo"))]
 pub mod demo;
 #[cfg(target_os = "none")]
 pub mod gntmap;

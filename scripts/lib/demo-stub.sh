@@ -50,4 +50,10 @@ expect_match "$name's console shows 'xsclient: done'" '^xsclient: done$' \
     "$(tr -d '\r' <"$(guest_log $name)")"
 echo "DEMO: after both guests are gone, the stub released them (xenstore-ls /local/domain):"
 xenstore-ls /local/domain | grep -E '^[0-9]+ = ' || true
+if command -v xen-9pfsd >/dev/null; then
+    echo "DEMO: the stub's log, on its 9pfs device (dom0's /var/lib/xen/xenstore/ferrostore.log):"
+    sed 's/^/    /' /var/lib/xen/xenstore/ferrostore.log
+    expect_match "the stub's log file shows the xsclient guest released" \
+        "\\[INFO\\] xenstored: dom$id released" "$(stub_log_text)"
+fi
 finish

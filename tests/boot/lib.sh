@@ -143,7 +143,7 @@ ferrostore_guest() {
     cat >"/tmp/$1.cfg" <<EOF
 name = "$1"
 type = "pv"
-kernel = "/ferrostore/ferrostore.gz"
+kernel = "/ferrostore/ferrostore-demo.gz"
 memory = 16
 cmdline = "${2:-}"
 on_poweroff = "destroy"

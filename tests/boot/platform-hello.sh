@@ -1,5 +1,6 @@
 # Platform boot test: xen-config/hello.cfg runs the demo (banner, start_info, int3, timers,
-# heap, memory and thread demos) and powers off cleanly. Markers: docs/boot-path.md.
+# heap, memory and thread demos) and powers off cleanly. Markers: docs/boot-path.md. The
+# stub image, given the same config, runs no demo and says which image has it.
 # xen-run: --xenstore c --timeout 240
 . /ferrostore/tests/boot/lib.sh
 
@@ -71,4 +72,16 @@ else
     fail "domain gone after poweroff" "$(xl list)"
 fi
 expect_eq "xl dmesg reports no new crash" "$crashes_before" "$(xl dmesg | grep -ci crash)"
+
+# The stub image (ferrostore.gz) has no demo: asked for one, it says so and powers off.
+check "xl create hello.cfg with the stub image" \
+    xl create $cfg 'name="stub-image"' 'kernel="/ferrostore/ferrostore.gz"'
+if wait_for_marker "$(guest_log stub-image)" '^ferrostore: poweroff' 60; then
+    expect_match "the stub image refuses the demo and names the demo image" \
+        '^ferrostore: this image is the xenstore stub \(it needs --event N from init-xenstore-domain\); the demo and test guests are ferrostore-demo\.gz; powering off$' \
+        "$(tr -d '\r' <"$(guest_log stub-image)")"
+else
+    fail "the stub image powers off when asked for the demo"
+fi
+expect_eq "the stub image ran no demo" "" "$(tr -d '\r' <"$(guest_log stub-image)" | grep -E '^(start_info|demo):')"
 finish

@@ -142,6 +142,7 @@ pub fn pause() {
     core::hint::spin_loop();
 }
 
+#[cfg(feature = "demo")]
 /// Reads VA 0, which [`unmap_null_page`] unmapped: a deliberate page fault (the `fault`
 /// command-line option uses it to exercise the fatal-trap report).
 pub fn read_null_page() -> u64 {

@@ -1,5 +1,6 @@
 //! The kernel's xenstore client over its own store ring (`start_info.store_mfn` and
-//! `store_evtchn`): [`client`] holds the protocol state (pure, host-tested); the kernel part
+//! `store_evtchn`): [`client`] holds the protocol state (pure, host-tested; the stub's log
+//! device uses it too); the kernel part, in the demo image's guests only,
 //! maps the ring, lets any waiting thread pump it, and offers read, write, mkdir, rm,
 //! directory, transactions (with EAGAIN retry) and watches.
 //!
@@ -12,8 +13,8 @@
 
 pub mod client;
 
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", feature = "demo"))]
 mod kernel;
 
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", feature = "demo"))]
 pub use kernel::*;

@@ -1,6 +1,7 @@
 //! The stub's log on its 9pfs device (Xen 4.19+: init-xenstore-domain adds the device,
 //! `xen-9pfsd` in dom0 serves dom0's `/var/lib/xen/xenstore` on it). The xenbus handshake is
-//! spoken as the stub's own domain to its own engine, over a ring page in memory; the 9pfs
+//! spoken as the stub's own domain to its own engine (requests fed to its connection, replies
+//! taken at once); the 9pfs
 //! ring (three pool frames granted to the backend) and its event channel carry the
 //! [`LogFile`] session that writes [`FILE_NAME`] there. Without the device (Xen 4.17) nothing
 //! happens and the console keeps every line. Whatever the backend writes is checked; on any
@@ -12,13 +13,10 @@ use crate::logsink;
 use crate::mm::{self, SharedPage};
 use crate::ninep::channel::{Broken, Channel, RING_ORDER};
 use crate::ninep::logfile::LogFile;
-use crate::xenbus::client::{Client, XsError};
 use alloc::format;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
-use xenstore_engine::ring as xsring;
-use xenstore_engine::wire::ty;
+use xenstore_engine::wire::{self, ty, Header, HEADER_LEN};
 use xenstore_engine::{ConnId, Engine, Platform};
 
 /// The log file's name in the share.
@@ -134,9 +132,7 @@ fn release(pfns: &[u64], refs: &[GrantRef]) {
 pub struct LogDevice {
     /// Our connection to our own engine, speaking as our domain.
     conn: ConnId,
-    /// The in-memory xenstore ring between [`Client`] and the engine.
-    page: Vec<u8>,
-    xs: Client,
+    req_id: u32,
     phase: Phase,
     backend: String,
     backend_id: u16,
@@ -156,12 +152,9 @@ impl LogDevice {
         on_event: events::Handler,
     ) -> LogDevice {
         let conn = engine.new_connection(u32::from(domid));
-        let mut page = vec![0u8; 4096];
-        xsring::reset(page.as_mut_slice(), 0);
         let mut dev = LogDevice {
             conn,
-            page,
-            xs: Client::new(),
+            req_id: 0,
             phase: Phase::WaitDevice,
             backend: String::new(),
             backend_id: 0,
@@ -184,23 +177,40 @@ impl LogDevice {
         self.conn
     }
 
-    /// One request to the engine, answered at once.
+    /// One request to the engine, answered at once: the reply's payload, or why it failed.
+    /// Watch events queued before the reply are dropped: every event makes `advance` look
+    /// at the device again anyway.
     fn call<P: Platform>(
         &mut self,
         engine: &mut Engine<P>,
         ty: u32,
         parts: &[&[u8]],
-    ) -> Result<Vec<u8>, XsError> {
-        let id = self.xs.submit(ty, 0, parts)?;
-        for _ in 0..4 {
-            self.xs.pump(self.page.as_mut_slice());
-            xsring::service(engine, self.conn, self.page.as_mut_slice());
-            self.xs.pump(self.page.as_mut_slice());
-            if let Some(r) = self.xs.take_reply(id) {
-                return r;
+    ) -> Result<Vec<u8>, String> {
+        self.req_id = self.req_id.wrapping_add(1);
+        let mut msg = Vec::new();
+        wire::encode_msg(&mut msg, ty, self.req_id, 0, &parts.concat());
+        engine
+            .feed(self.conn, &msg)
+            .map_err(|_| String::from("the engine refused the request"))?;
+        let mut out = Vec::new();
+        engine.output_all(self.conn, &mut out);
+        let mut rest = out.as_slice();
+        while let Some(h) = Header::parse(rest) {
+            let end = HEADER_LEN + h.len as usize;
+            let payload = rest.get(HEADER_LEN..end).unwrap_or_default();
+            if h.ty != ty::WATCH_EVENT && h.req_id == self.req_id {
+                return if h.ty == ty::ERROR {
+                    Err(
+                        String::from_utf8_lossy(payload.strip_suffix(b"\0").unwrap_or(payload))
+                            .into_owned(),
+                    )
+                } else {
+                    Ok(payload.to_vec())
+                };
             }
+            rest = rest.get(end..).unwrap_or_default();
         }
-        Err(XsError::Broken("the engine did not answer"))
+        Err(String::from("no reply from the engine"))
     }
 
     fn read<P: Platform>(&mut self, engine: &mut Engine<P>, path: &str) -> Option<String> {
@@ -232,9 +242,8 @@ impl LogDevice {
 
     /// Our engine connection has output (watch events): look at the device again.
     pub fn on_store<P: Platform>(&mut self, engine: &mut Engine<P>) {
-        xsring::service(engine, self.conn, self.page.as_mut_slice());
-        self.xs.pump(self.page.as_mut_slice());
-        while self.xs.take_event("fe").is_some() || self.xs.take_event("be").is_some() {}
+        let mut events = Vec::new();
+        engine.output_all(self.conn, &mut events);
         if let Err(e) = self.advance(engine) {
             crate::log_warn!("xenstored: log: 9pfs device: {e}; the log stays on the console");
             self.close(engine);
