@@ -9,6 +9,7 @@
 //! RELEASE `<domid>` removes the socket, closes the client, removes the nodes the domain owns
 //! and fires `@releaseDomain`. A domain exists (may own nodes or be named in permissions)
 //! from INTRODUCE to RELEASE; dom0 always, as C xenstored sees a host without guests.
+#![forbid(unsafe_code)]
 
 mod args;
 mod server;

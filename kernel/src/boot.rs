@@ -18,9 +18,10 @@ const CONSOLE_DRAIN_NS: u64 = 2_000_000_000;
 /// Upper bound on the yields of that wait.
 const CONSOLE_DRAIN_MAX_YIELDS: u32 = 1_000_000;
 
+xen_pv::kernel_main!(start);
+
 /// Rust entry, called by `_start` on the kernel's own stack with the start_info VA.
-#[no_mangle]
-extern "C" fn ferrostore_start(entry: arch::EntryStartInfo) -> ! {
+fn start(entry: arch::EntryStartInfo) -> ! {
     let si = match start_info::init(&entry) {
         Ok(si) => si,
         Err(_) => {

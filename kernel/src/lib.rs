@@ -9,6 +9,7 @@
 //! code lives only in `arch`, `hypercall` and `mm`; pages shared with Xen or other domains are
 //! reached through `mm::SharedPage`.
 #![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 
@@ -16,13 +17,9 @@ pub mod cmdline;
 pub mod console;
 pub mod events;
 pub mod gnttab;
-pub mod hypercall;
 pub mod logsink;
-pub mod mm;
 pub mod ninep;
 pub mod sched;
-pub mod shared_info;
-pub mod start_info;
 pub mod time;
 pub mod traps;
 pub mod xenbus;
@@ -32,12 +29,11 @@ pub mod xenstored;
 mod test_host;
 
 #[cfg(target_os = "none")]
-pub mod arch;
-#[cfg(target_os = "none")]
 pub mod boot;
 #[cfg(all(target_os = "none", feature = "demo"))]
 pub mod demo;
 #[cfg(target_os = "none")]
 pub mod gntmap;
 #[cfg(target_os = "none")]
-pub use arch::sync;
+pub use xen_pv::{arch, sync};
+pub use xen_pv::{hypercall, mm, shared_info, start_info};

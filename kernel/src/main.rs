@@ -2,6 +2,7 @@
 //! (`_start` in boot/head.S, `boot::ferrostore_start`, the panic handler); on the host this is
 //! only a pointer to the real build.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![forbid(unsafe_code)]
 
 #[cfg(target_os = "none")]
 use ferrostore_kernel as _;

@@ -80,6 +80,7 @@ mod kernel {
 
     /// Installs the trap table and the event/failsafe callbacks.
     pub fn init() {
+        arch::entry::set_handlers(on_trap, crate::events::upcall, on_failsafe);
         let table = [
             gate(0, 0, trap_divide_error),
             gate(1, 0, trap_debug),
@@ -113,9 +114,8 @@ mod kernel {
         INT3_COUNT.load(Ordering::Relaxed)
     }
 
-    /// Called by `trap_common` (boot/entry.S) with events masked.
-    #[no_mangle]
-    extern "C" fn ferrostore_trap(frame: &mut TrapFrame) {
+    /// A trap (`trap_common` in boot/entry.S, through `arch::entry`), with events masked.
+    fn on_trap(frame: &mut TrapFrame) {
         if frame.vector == 3 {
             INT3_COUNT.fetch_add(1, Ordering::Relaxed);
             crate::println!("trap: int3 at rip {:#x}, resuming", frame.rip);
@@ -175,9 +175,8 @@ mod kernel {
         }
     }
 
-    /// Called by `failsafe_callback`: Xen failed to reload a segment returning to us.
-    #[no_mangle]
-    extern "C" fn ferrostore_failsafe(frame: &[u64; 9]) -> ! {
+    /// The failsafe callback: Xen failed to reload a segment returning to us.
+    fn on_failsafe(frame: &[u64; 9]) -> ! {
         report!(
             "FATAL failsafe callback: ds {:#x} es {:#x} fs {:#x} gs {:#x} rip {:#x} cs {:#x}",
             frame[0],

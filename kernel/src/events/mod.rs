@@ -22,7 +22,7 @@ mod kernel {
     };
     use crate::shared_info::NR_EVENT_CHANNELS;
     use crate::sync::IrqMutex;
-    use core::sync::atomic::{compiler_fence, AtomicU64, Ordering};
+    use core::sync::atomic::{AtomicU64, Ordering};
 
     /// An event handler, called from the upcall with events disabled; it gets its port.
     pub type Handler = fn(Port);
@@ -32,43 +32,7 @@ mod kernel {
     static UPCALLS: AtomicU64 = AtomicU64::new(0);
     static UNHANDLED: AtomicU64 = AtomicU64::new(0);
 
-    /// Masks event upcalls; returns true if they were enabled (pass it to [`restore`]).
-    pub fn disable() -> bool {
-        let was = arch::vcpu().evtchn_upcall_mask.swap(1, Ordering::Relaxed);
-        compiler_fence(Ordering::SeqCst);
-        was == 0
-    }
-
-    /// Re-enables event upcalls; anything that became pending meanwhile is delivered now.
-    pub fn enable() {
-        let v = arch::vcpu();
-        compiler_fence(Ordering::SeqCst);
-        v.evtchn_upcall_mask.store(0, Ordering::Relaxed);
-        compiler_fence(Ordering::SeqCst);
-        if v.evtchn_upcall_pending.load(Ordering::Relaxed) != 0 {
-            hypercall::force_event_delivery();
-        }
-    }
-
-    /// Restores the state [`disable`] returned.
-    pub fn restore(were_enabled: bool) {
-        if were_enabled {
-            enable();
-        }
-    }
-
-    /// True while upcalls are enabled.
-    pub fn are_enabled() -> bool {
-        arch::vcpu().evtchn_upcall_mask.load(Ordering::Relaxed) == 0
-    }
-
-    /// Runs `f` with events disabled.
-    pub fn without<R>(f: impl FnOnce() -> R) -> R {
-        let were = disable();
-        let r = f();
-        restore(were);
-        r
-    }
+    pub use crate::arch::upcall::{are_enabled, disable, enable, restore, without};
 
     /// Boot: mask every port and forget any handler. Events stay disabled (as at entry).
     pub fn init() {
@@ -77,9 +41,9 @@ mod kernel {
         HANDLERS.lock().fill(None);
     }
 
-    /// Called by `hypervisor_callback` (boot/entry.S) with events masked by Xen.
-    #[no_mangle]
-    extern "C" fn ferrostore_upcall(_frame: &mut TrapFrame) {
+    /// The event upcall (`hypervisor_callback` in boot/entry.S, through `arch::entry`), with
+    /// events masked by Xen.
+    pub fn upcall(_frame: &mut TrapFrame) {
         UPCALLS.fetch_add(1, Ordering::Relaxed);
         let si = arch::shared_info();
         loop {

@@ -9,21 +9,15 @@
 //! domain. Scheduler state lives in an `IrqMutex` (events masked while held) and events stay
 //! masked across a context switch; each thread restores its own event state when it resumes.
 //! [`run`] retires the boot thread for good. Decisions are in [`policy`] (host-tested); the
-//! mechanisms are `arch::switch` (the context switch) and `mm::Stack` (guarded stacks).
+//! mechanisms are `arch::switch` (the context switch) and `mm::Stack` (guarded stacks), in
+//! the privileged crate `xen-pv`.
 
 pub mod policy;
 
-#[cfg(any(test, target_os = "none"))]
-mod switch;
 #[cfg(target_os = "none")]
 mod thread;
 
 #[cfg(target_os = "none")]
-pub(crate) use switch::initial_frame;
-#[cfg(target_os = "none")]
 pub use thread::*;
 
-/// Stack size of spawned threads.
-pub const STACK_SIZE: usize = 16 * 1024;
-/// Value written at the low end of every stack; found changed on a switch = stack overflow.
-pub const STACK_CANARY: u64 = 0x5354_4143_4b5f_454e;
+pub use crate::mm::{STACK_CANARY, STACK_SIZE};

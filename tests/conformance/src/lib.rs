@@ -3,6 +3,7 @@
 //! Everything here speaks the `xsd_sockmsg` protocol over a unix socket with no help from
 //! libxenstore, so that malformed input can be sent byte for byte and every reply is seen
 //! exactly as the server wrote it.
+#![forbid(unsafe_code)]
 
 pub mod client;
 pub mod harness;

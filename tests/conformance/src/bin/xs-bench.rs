@@ -8,6 +8,7 @@
 //! Workloads: one connection write+read; 8 connections write+read; watch write-to-event
 //! latency (p50/p99); 8 clients committing conflicting transactions on one counter; a tree of
 //! N nodes (default 100,000): write and read time per operation and resident memory per node.
+#![forbid(unsafe_code)]
 
 use std::process::{Command, ExitCode};
 use std::sync::{Arc, Barrier};

@@ -28,6 +28,7 @@
 //! Never generated: inputs that make C xenstored 4.17 abort (empty or unterminated
 //! one-argument requests; `xs-conform badinput` covers them), CONTROL, INTRODUCE/RELEASE,
 //! WATCH with a depth, GET/SET_FEATURE/QUOTA (`xs-conform guest` and `differences`).
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 use xs_conformance::rng::Rng;

@@ -5,6 +5,7 @@
 //! watch, and dom0 writing into a guest's home. Target: flat (1,000 domains within 1.2x of 1).
 //!
 //! usage: xs-engine-scale [--sizes 1,100,1000] [--millis MS]
+#![forbid(unsafe_code)]
 
 use std::time::{Duration, Instant};
 use xenstore_engine::perms::Perm;

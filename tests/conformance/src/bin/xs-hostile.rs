@@ -4,6 +4,7 @@
 //! server keeps for a guest's 10 idle transactions against the guest's memory quota.
 //!
 //! usage: xs-hostile --socket SOCK --domain-dir DIR --pid PID [--seconds S] [--name NAME]
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

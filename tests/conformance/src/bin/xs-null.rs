@@ -4,6 +4,7 @@
 //! and wake-ups cost per request on this machine when the server itself does nothing.
 //! One thread and one epoll set (mio, as ferrostored); with `--spin-us N` it polls without
 //! sleeping for up to N µs before each sleep (ferrostored busy-polls for up to 1 ms).
+#![forbid(unsafe_code)]
 
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};

@@ -5,6 +5,7 @@
 //! transactions on one connection incrementing one counter (commits/s, conflict rate).
 //!
 //! usage: xs-scale --server NAME=SOCK [--server NAME=SOCK ...] [--baseline NAME]
+#![forbid(unsafe_code)]
 
 use std::time::{Duration, Instant};
 use xs_conformance::client::Client;

@@ -5,6 +5,7 @@
 //! `differences` (ferrostored's deliberate differences from C xenstored 4.17).
 //!
 //! Prints one line per test and `<suite>: N passed, M failed`; exits 1 on any failure.
+#![forbid(unsafe_code)]
 
 mod badinput;
 mod differences;

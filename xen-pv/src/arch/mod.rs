@@ -4,9 +4,11 @@
 //! reports, and holds the context switch ([`switch`]) and the kernel's lock ([`sync`], which
 //! masks event upcalls).
 
+pub mod entry;
 pub mod frame;
 pub mod switch;
 pub mod sync;
+pub mod upcall;
 
 use crate::hypercall::{
     self, CallbackRegister, Errno, CALLBACKTYPE_EVENT, CALLBACKTYPE_FAILSAFE, UVMF_INVLPG,
@@ -142,7 +144,6 @@ pub fn pause() {
     core::hint::spin_loop();
 }
 
-#[cfg(feature = "demo")]
 /// Reads VA 0, which [`unmap_null_page`] unmapped: a deliberate page fault (the `fault`
 /// command-line option uses it to exercise the fatal-trap report).
 pub fn read_null_page() -> u64 {

@@ -32,11 +32,16 @@ pub use pagetable::{ensure_l1, lookup, map_frame, unmap_frame};
 #[cfg(target_os = "none")]
 pub use shared_page::{alias_pool_frame, unalias, SharedPage};
 #[cfg(target_os = "none")]
-pub use stack::Stack;
+pub use stack::{leaked_stacks, Stack};
 #[cfg(target_os = "none")]
 pub use target::*;
 
 use core::fmt;
+
+/// Stack size of spawned threads.
+pub const STACK_SIZE: usize = 16 * 1024;
+/// Value written at the low end of every stack; found changed on a switch = stack overflow.
+pub const STACK_CANARY: u64 = 0x5354_4143_4b5f_454e;
 
 /// What `mm::init` set up; printed by the demo.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -70,10 +70,11 @@ const _: () = assert!(core::mem::size_of::<VcpuTimeInfo>() == 32);
 const _: () = assert!(core::mem::size_of::<VcpuInfo>() == 64);
 const _: () = assert!(core::mem::size_of::<SharedInfo>() == 3136);
 
-/// A zeroed shared_info for host tests of the logic that works on it.
-#[cfg(test)]
-pub fn zeroed() -> Box<SharedInfo> {
-    Box::new(SharedInfo {
+/// A zeroed shared_info for host tests of the logic that works on it (here and in the
+/// kernel crate's event-channel tests).
+#[cfg(not(target_os = "none"))]
+pub fn zeroed() -> alloc::boxed::Box<SharedInfo> {
+    alloc::boxed::Box::new(SharedInfo {
         vcpu_info: [const {
             VcpuInfo {
                 evtchn_upcall_pending: AtomicU8::new(0),

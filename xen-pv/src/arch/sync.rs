@@ -3,7 +3,7 @@
 //! vCPU, so the lock can only be found taken through re-entry, which is a bug: it panics
 //! instead of deadlocking.
 
-use crate::events;
+use crate::arch::upcall as events;
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, Ordering};

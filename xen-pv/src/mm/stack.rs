@@ -4,10 +4,18 @@
 //! (checked at every switch, for frames that jump past the guard).
 
 use crate::mm::paging::PAGE_SIZE;
-use crate::mm::{self, MmError};
-use crate::sched::{STACK_CANARY, STACK_SIZE};
+use crate::mm::{self, MmError, STACK_CANARY, STACK_SIZE};
 use alloc::alloc::{alloc, dealloc};
 use core::alloc::Layout;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Stacks whose guard page could not be mapped back, so their memory was leaked.
+static LEAKED: AtomicU64 = AtomicU64::new(0);
+
+/// How many stacks were leaked (their guard page could not be mapped back).
+pub fn leaked_stacks() -> u64 {
+    LEAKED.load(Ordering::Relaxed)
+}
 
 /// Guard page + stack.
 const LAYOUT: Layout = match Layout::from_size_align(PAGE_SIZE + STACK_SIZE, PAGE_SIZE) {
@@ -67,8 +75,11 @@ impl Drop for Stack {
         match unsafe { mm::map_frame(va, mfn, true) } {
             // SAFETY: allocated in `new` with LAYOUT; the whole block is mapped again.
             Ok(()) => unsafe { dealloc(va as *mut u8, LAYOUT) },
-            // Freeing a block with an unmapped page would fault in the allocator: leak it.
-            Err(e) => crate::println!("sched: stack guard at {va:#x} not remapped ({e}); leaked"),
+            // Freeing a block with an unmapped page would fault in the allocator: leak it
+            // (the scheduler reports it).
+            Err(_) => {
+                LEAKED.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }

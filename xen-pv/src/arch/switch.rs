@@ -74,7 +74,7 @@ impl Context {
 
     /// A new context that enters `entry` on `stack` when it is first switched to.
     pub fn new(mut stack: Stack, entry: extern "C" fn() -> !) -> Context {
-        let rsp = crate::sched::initial_frame(stack.words(), context_start);
+        let rsp = crate::context::initial_frame(stack.words(), context_start);
         Context(Arc::new(Inner {
             rsp: AtomicUsize::new(rsp),
             stack: Some(stack),
