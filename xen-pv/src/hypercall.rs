@@ -10,21 +10,12 @@ use core::mem::size_of;
 pub mod nr {
     pub const SET_TRAP_TABLE: usize = 0;
     pub const MMU_UPDATE: usize = 1;
-    pub const STACK_SWITCH: usize = 3;
-    pub const SET_CALLBACKS: usize = 4;
-    pub const FPU_TASKSWITCH: usize = 5;
-    pub const MEMORY_OP: usize = 12;
-    pub const MULTICALL: usize = 13;
     pub const UPDATE_VA_MAPPING: usize = 14;
     pub const SET_TIMER_OP: usize = 15;
     pub const XEN_VERSION: usize = 17;
     pub const CONSOLE_IO: usize = 18;
     pub const GRANT_TABLE_OP: usize = 20;
-    pub const VM_ASSIST: usize = 21;
-    pub const IRET: usize = 23;
     pub const VCPU_OP: usize = 24;
-    pub const SET_SEGMENT_BASE: usize = 25;
-    pub const MMUEXT_OP: usize = 26;
     pub const SCHED_OP: usize = 29;
     pub const CALLBACK_OP: usize = 30;
     pub const EVENT_CHANNEL_OP: usize = 32;
@@ -136,10 +127,6 @@ pub const CALLBACKOP_REGISTER: u32 = 0;
 /// Callback types.
 pub const CALLBACKTYPE_EVENT: u16 = 0;
 pub const CALLBACKTYPE_FAILSAFE: u16 = 1;
-pub const CALLBACKTYPE_SYSCALL: u16 = 2;
-pub const CALLBACKTYPE_NMI: u16 = 4;
-/// `CALLBACKF_mask_events`.
-pub const CALLBACKF_MASK_EVENTS: u16 = 1;
 
 /// `struct callback_register`.
 #[repr(C)]
@@ -165,76 +152,8 @@ abi_size!(MmuUpdate, 16);
 
 /// `mmu_update` commands (low bits of `ptr`).
 pub const MMU_NORMAL_PT_UPDATE: u64 = 0;
-pub const MMU_MACHPHYS_UPDATE: u64 = 1;
-pub const MMU_PT_UPDATE_PRESERVE_AD: u64 = 2;
 
-/// `update_va_mapping` flags.
-pub const UVMF_NONE: u64 = 0;
-pub const UVMF_TLB_FLUSH: u64 = 1;
 pub const UVMF_INVLPG: u64 = 2;
-pub const UVMF_ALL: u64 = 4;
-
-/// `struct mmuext_op`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MmuextOp {
-    pub cmd: u32,
-    /// MFN or linear address.
-    pub arg1: u64,
-    /// nr_ents, vcpumask pointer or source MFN.
-    pub arg2: u64,
-}
-abi_size!(MmuextOp, 24);
-
-/// `mmuext_op` commands.
-pub mod mmuext {
-    pub const PIN_L1_TABLE: u32 = 0;
-    pub const PIN_L2_TABLE: u32 = 1;
-    pub const PIN_L3_TABLE: u32 = 2;
-    pub const PIN_L4_TABLE: u32 = 3;
-    pub const UNPIN_TABLE: u32 = 4;
-    pub const NEW_BASEPTR: u32 = 5;
-    pub const TLB_FLUSH_LOCAL: u32 = 6;
-    pub const INVLPG_LOCAL: u32 = 7;
-    pub const TLB_FLUSH_ALL: u32 = 10;
-    pub const INVLPG_ALL: u32 = 11;
-    pub const CLEAR_PAGE: u32 = 16;
-    pub const COPY_PAGE: u32 = 17;
-}
-
-// ----- memory_op -------------------------------------------------------------------------------
-
-/// `memory_op` commands.
-pub mod memop {
-    pub const INCREASE_RESERVATION: u32 = 0;
-    pub const DECREASE_RESERVATION: u32 = 1;
-    pub const MAXIMUM_RAM_PAGE: u32 = 2;
-    pub const CURRENT_RESERVATION: u32 = 3;
-    pub const MAXIMUM_RESERVATION: u32 = 4;
-    pub const POPULATE_PHYSMAP: u32 = 6;
-    pub const MEMORY_MAP: u32 = 9;
-    pub const MAXIMUM_GPFN: u32 = 14;
-}
-
-/// `struct xen_memory_reservation`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct MemoryReservation {
-    /// Guest handle: array of PFNs/MFNs.
-    pub extent_start: *mut u64,
-    pub nr_extents: u64,
-    pub extent_order: u32,
-    pub mem_flags: u32,
-    pub domid: u16,
-}
-abi_size!(MemoryReservation, 32);
-
-/// `struct xen_memory_domain`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct MemoryDomain {
-    pub domid: u16,
-}
 
 // ----- xen_version -----------------------------------------------------------------------------
 
@@ -242,24 +161,12 @@ pub struct MemoryDomain {
 pub mod xenver {
     pub const VERSION: u32 = 0;
     pub const EXTRAVERSION: u32 = 1;
-    pub const CAPABILITIES: u32 = 3;
-    pub const GET_FEATURES: u32 = 6;
-    pub const PAGESIZE: u32 = 7;
 }
-
-/// `struct xen_feature_info`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FeatureInfo {
-    pub submap_idx: u32,
-    pub submap: u32,
-}
-abi_size!(FeatureInfo, 8);
 
 // ----- console_io ------------------------------------------------------------------------------
 
+/// `CONSOLEIO_write`.
 pub const CONSOLEIO_WRITE: u32 = 0;
-pub const CONSOLEIO_READ: u32 = 1;
 
 // ----- grant tables ----------------------------------------------------------------------------
 
@@ -367,32 +274,16 @@ impl GnttabOp for GnttabSetVersion {
 
 /// Grant map flags (`GNTMAP_*`).
 pub mod gntmap_flags {
-    pub const DEVICE_MAP: u32 = 1 << 0;
     pub const HOST_MAP: u32 = 1 << 1;
     pub const READONLY: u32 = 1 << 2;
-    pub const APPLICATION_MAP: u32 = 1 << 3;
-    pub const CONTAINS_PTE: u32 = 1 << 4;
 }
 
 /// Grant entry flags (`GTF_*`).
 pub mod gtf {
-    pub const INVALID: u16 = 0;
     pub const PERMIT_ACCESS: u16 = 1;
     pub const READONLY: u16 = 1 << 2;
     pub const READING: u16 = 1 << 3;
     pub const WRITING: u16 = 1 << 4;
-}
-
-/// `GNTST_*` status codes.
-pub mod gntst {
-    pub const OKAY: i16 = 0;
-    pub const GENERAL_ERROR: i16 = -1;
-    pub const BAD_DOMAIN: i16 = -2;
-    pub const BAD_GNTREF: i16 = -3;
-    pub const BAD_HANDLE: i16 = -4;
-    pub const BAD_VIRT_ADDR: i16 = -5;
-    pub const PERMISSION_DENIED: i16 = -8;
-    pub const EAGAIN: i16 = -12;
 }
 
 /// `struct grant_entry_v1` (the shared grant table entries).
@@ -409,21 +300,8 @@ abi_size!(GrantEntryV1, 8);
 
 /// `vcpu_op` commands.
 pub mod vcpuop {
-    pub const IS_UP: u32 = 3;
-    pub const SET_PERIODIC_TIMER: u32 = 6;
     pub const STOP_PERIODIC_TIMER: u32 = 7;
-    pub const SET_SINGLESHOT_TIMER: u32 = 8;
-    pub const STOP_SINGLESHOT_TIMER: u32 = 9;
 }
-
-/// `struct vcpu_set_singleshot_timer`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct VcpuSingleshotTimer {
-    pub timeout_abs_ns: u64,
-    pub flags: u32,
-}
-abi_size!(VcpuSingleshotTimer, 16);
 
 // ----- sched_op --------------------------------------------------------------------------------
 
@@ -432,7 +310,6 @@ pub mod schedop {
     pub const YIELD: u32 = 0;
     pub const BLOCK: u32 = 1;
     pub const SHUTDOWN: u32 = 2;
-    pub const POLL: u32 = 3;
 }
 
 /// `SHUTDOWN_*` reasons.
@@ -451,16 +328,6 @@ pub enum ShutdownReason {
 pub struct SchedShutdown {
     pub reason: u32,
 }
-
-/// `struct sched_poll`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct SchedPoll {
-    pub ports: *const u32,
-    pub nr_ports: u32,
-    pub timeout: u64,
-}
-abi_size!(SchedPoll, 24);
 
 // ----- event channels --------------------------------------------------------------------------
 
@@ -556,16 +423,6 @@ impl EvtchnOp for EvtchnBindIpi {
     const CMD: u32 = 7;
 }
 
-/// `struct evtchn_unmask`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct EvtchnUnmask {
-    pub port: u32,
-}
-impl EvtchnOp for EvtchnUnmask {
-    const CMD: u32 = 9;
-}
-
 /// `VIRQ_*` numbers.
 pub mod virq {
     pub const TIMER: u32 = 0;
@@ -620,14 +477,10 @@ abi_size!(DomctlGetDomainInfo, 112);
 /// `XEN_DOMINF_*` flags of [`DomctlGetDomainInfo::flags`].
 pub mod dominf {
     pub const DYING: u32 = 1 << 0;
-    pub const HVM_GUEST: u32 = 1 << 1;
     pub const SHUTDOWN: u32 = 1 << 2;
-    pub const PAUSED: u32 = 1 << 3;
     pub const BLOCKED: u32 = 1 << 4;
     pub const RUNNING: u32 = 1 << 5;
-    pub const XS_DOMAIN: u32 = 1 << 7;
     pub const SHUTDOWN_SHIFT: u32 = 16;
-    pub const SHUTDOWN_MASK: u32 = 0xff;
 }
 
 /// `struct xen_domctl` (the union is 128 bytes).
@@ -649,18 +502,6 @@ pub union DomctlUnion {
     pub getdomaininfo: DomctlGetDomainInfo,
     pub pad: [u64; 16],
 }
-
-// ----- multicall -------------------------------------------------------------------------------
-
-/// `struct multicall_entry`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MulticallEntry {
-    pub op: u64,
-    pub result: u64,
-    pub args: [u64; 6],
-}
-abi_size!(MulticallEntry, 64);
 
 #[cfg(target_os = "none")]
 pub use calls::*;
@@ -745,26 +586,6 @@ mod calls {
         Ok(done)
     }
 
-    /// `mmuext_op`: returns how many ops were done.
-    ///
-    /// # Safety
-    /// As for [`mmu_update`]: the ops (pin, new base pointer, flushes) must keep the kernel's
-    /// address space valid.
-    pub unsafe fn mmuext_op(ops: &[MmuextOp], foreigndom: u16) -> Result<u32, Errno> {
-        let mut done = 0u32;
-        // SAFETY: forwarded caller contract; arrays are valid for the call.
-        unsafe {
-            hc(
-                nr::MMUEXT_OP,
-                ptr(ops.as_ptr()),
-                ops.len() as u64,
-                ptr(&raw mut done),
-                u64::from(foreigndom),
-            )
-        }?;
-        Ok(done)
-    }
-
     /// `update_va_mapping(va, pte, flags)`.
     ///
     /// # Safety
@@ -774,21 +595,6 @@ mod calls {
         unsafe { hc(nr::UPDATE_VA_MAPPING, va as u64, pte, flags, 0) }.map(drop)
     }
 
-    /// `stack_switch(ss, rsp)`: kernel stack used when entering from user mode.
-    pub fn stack_switch(ss: u64, rsp: u64) -> Result<(), Errno> {
-        // SAFETY: Xen only records the values.
-        unsafe { hc(nr::STACK_SWITCH, ss, rsp, 0, 0) }.map(drop)
-    }
-
-    /// `set_callbacks(event, failsafe, syscall)`.
-    ///
-    /// # Safety
-    /// The addresses must be entry points that follow Xen's callback frame conventions.
-    pub unsafe fn set_callbacks(event: u64, failsafe: u64, syscall: u64) -> Result<(), Errno> {
-        // SAFETY: forwarded caller contract.
-        unsafe { hc(nr::SET_CALLBACKS, event, failsafe, syscall, 0) }.map(drop)
-    }
-
     /// `callback_op(CALLBACKOP_register, cb)`.
     ///
     /// # Safety
@@ -796,43 +602,6 @@ mod calls {
     pub unsafe fn callback_register(cb: &CallbackRegister) -> Result<(), Errno> {
         // SAFETY: forwarded caller contract.
         unsafe { hc(nr::CALLBACK_OP, CALLBACKOP_REGISTER.into(), ptr(cb), 0, 0) }.map(drop)
-    }
-
-    /// `fpu_taskswitch(set)`.
-    pub fn fpu_taskswitch(set: bool) -> Result<(), Errno> {
-        // SAFETY: only toggles CR0.TS.
-        unsafe { hc(nr::FPU_TASKSWITCH, set.into(), 0, 0, 0) }.map(drop)
-    }
-
-    /// `memory_op(increase/decrease_reservation | populate_physmap, res)`: returns the number
-    /// of extents done.
-    ///
-    /// # Safety
-    /// Giving away or populating frames changes the pseudo-physical map: the caller must not
-    /// use released frames and must update its p2m for new ones.
-    pub unsafe fn memory_reservation(
-        cmd: u32,
-        res: &mut MemoryReservation,
-    ) -> Result<usize, Errno> {
-        // SAFETY: forwarded caller contract; `res` and its extent array are valid.
-        unsafe { hc(nr::MEMORY_OP, cmd.into(), ptr(res), 0, 0) }
-    }
-
-    /// `memory_op(current_reservation | maximum_reservation, domid)`: a page count.
-    pub fn memory_domain_pages(cmd: u32, domid: u16) -> Result<usize, Errno> {
-        assert!(
-            cmd == memop::CURRENT_RESERVATION || cmd == memop::MAXIMUM_RESERVATION,
-            "memory_domain_pages: unsupported memory_op {cmd}"
-        );
-        let arg = MemoryDomain { domid };
-        // SAFETY: Xen only reads the 2-byte struct.
-        unsafe { hc(nr::MEMORY_OP, cmd.into(), ptr(&arg), 0, 0) }
-    }
-
-    /// `memory_op(maximum_ram_page, NULL)`: the highest MFN of the host.
-    pub fn maximum_ram_page() -> Result<usize, Errno> {
-        // SAFETY: no memory argument.
-        unsafe { hc(nr::MEMORY_OP, memop::MAXIMUM_RAM_PAGE.into(), 0, 0, 0) }
     }
 
     /// `set_timer_op(deadline)`: one VIRQ_TIMER at absolute system time `deadline_ns`
@@ -867,25 +636,6 @@ mod calls {
             buf = [0; 16];
         }
         buf
-    }
-
-    /// `xen_version(XENVER_get_features)` for one 32-bit submap.
-    pub fn xen_features(submap_idx: u32) -> Result<u32, Errno> {
-        let mut fi = FeatureInfo {
-            submap_idx,
-            submap: 0,
-        };
-        // SAFETY: Xen writes the 8-byte struct.
-        unsafe {
-            hc(
-                nr::XEN_VERSION,
-                xenver::GET_FEATURES.into(),
-                ptr(&raw mut fi),
-                0,
-                0,
-            )
-        }?;
-        Ok(fi.submap)
     }
 
     /// A no-op hypercall: on return Xen delivers any pending, unmasked event upcall.
@@ -969,18 +719,6 @@ mod calls {
         unsafe { vcpu_op::<u8>(vcpuop::STOP_PERIODIC_TIMER, vcpu, core::ptr::null_mut()) }.map(drop)
     }
 
-    /// `set_segment_base(which, base)`.
-    pub fn set_segment_base(which: u32, base: u64) -> Result<(), Errno> {
-        // SAFETY: sets a segment base; the kernel does not rely on FS/GS being zero.
-        unsafe { hc(nr::SET_SEGMENT_BASE, which.into(), base, 0, 0) }.map(drop)
-    }
-
-    /// `vm_assist(cmd, type)`.
-    pub fn vm_assist(cmd: u32, kind: u32) -> Result<(), Errno> {
-        // SAFETY: no memory argument.
-        unsafe { hc(nr::VM_ASSIST, cmd.into(), kind.into(), 0, 0) }.map(drop)
-    }
-
     /// `sched_op(SCHEDOP_yield)`.
     pub fn sched_yield() {
         // SAFETY: no memory argument; yield cannot fail.
@@ -992,18 +730,6 @@ mod calls {
     pub fn sched_block() {
         // SAFETY: no memory argument.
         unsafe { hypercall5(nr::SCHED_OP, schedop::BLOCK.into(), 0, 0, 0, 0) };
-    }
-
-    /// `sched_op(SCHEDOP_poll)`: waits until one of `ports` is pending or `timeout_ns`
-    /// (absolute system time, 0 = none) passes. Works with events masked.
-    pub fn sched_poll(ports: &[u32], timeout_ns: u64) -> Result<(), Errno> {
-        let arg = SchedPoll {
-            ports: ports.as_ptr(),
-            nr_ports: ports.len() as u32,
-            timeout: timeout_ns,
-        };
-        // SAFETY: Xen reads the struct and the port array.
-        unsafe { hc(nr::SCHED_OP, schedop::POLL.into(), ptr(&arg), 0, 0) }.map(drop)
     }
 
     /// `sched_op(SCHEDOP_shutdown, reason)`: does not return for poweroff/crash.
@@ -1049,24 +775,6 @@ mod calls {
         // SAFETY: getdomaininfo filled this union member.
         Ok(unsafe { op.u.getdomaininfo })
     }
-
-    /// `multicall(entries)`: each entry's `result` holds its hypercall's return value.
-    ///
-    /// # Safety
-    /// Every entry must be a valid hypercall as for the individual wrappers.
-    pub unsafe fn multicall(entries: &mut [MulticallEntry]) -> Result<(), Errno> {
-        // SAFETY: forwarded caller contract.
-        unsafe {
-            hc(
-                nr::MULTICALL,
-                ptr(entries.as_mut_ptr()),
-                entries.len() as u64,
-                0,
-                0,
-            )
-        }
-        .map(drop)
-    }
 }
 
 #[cfg(test)]
@@ -1084,8 +792,6 @@ mod tests {
         assert_eq!(offset_of!(GnttabCopy, status), 36);
         assert_eq!(offset_of!(EvtchnBindInterdomain, local_port), 8);
         assert_eq!(offset_of!(EvtchnAllocUnbound, port), 4);
-        assert_eq!(offset_of!(SchedPoll, timeout), 16);
-        assert_eq!(offset_of!(MemoryReservation, domid), 24);
         assert_eq!(offset_of!(Domctl, u), 16);
         assert_eq!(offset_of!(DomctlGetDomainInfo, nr_online_vcpus), 64);
         assert_eq!(offset_of!(DomctlGetDomainInfo, handle), 76);
