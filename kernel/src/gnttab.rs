@@ -92,7 +92,9 @@ pub use target::*;
 mod target {
     use super::WANTED_FRAMES;
     use super::{check, GrantError, GrantRef, ENTRIES_PER_FRAME, NR_RESERVED_ENTRIES};
-    use crate::hypercall::{gnttab_query_size, gnttab_setup_table, gtf, GrantEntryV1, DOMID_SELF};
+    use crate::hypercall::{
+        gnttab_query_size, gnttab_setup_table, GrantEntryV1, GrantFlags, DOMID_SELF,
+    };
     use crate::mm::bitmap::{words_for, Bitmap};
     use crate::mm::paging::layout;
     use crate::mm::{map_grant_table_frame, SharedPage};
@@ -182,8 +184,13 @@ mod target {
         page.write_u32(e + offset_of!(GrantEntryV1, frame), frame);
         page.write_u16(e + offset_of!(GrantEntryV1, domid), domid);
         fence(Ordering::Release);
-        let flags = gtf::PERMIT_ACCESS | if readonly { gtf::READONLY } else { 0 };
-        page.write_u16(e + offset_of!(GrantEntryV1, flags), flags);
+        let flags = GrantFlags::PERMIT_ACCESS
+            | if readonly {
+                GrantFlags::READONLY
+            } else {
+                GrantFlags::empty()
+            };
+        page.write_u16(e + offset_of!(GrantEntryV1, flags), flags.bits());
         Ok(gref)
     }
 
@@ -205,7 +212,9 @@ mod target {
         let flags = e + offset_of!(GrantEntryV1, flags);
         let mut cur = page.atomic_load_u16(flags, Ordering::Acquire);
         loop {
-            if cur & (gtf::READING | gtf::WRITING) != 0 {
+            if GrantFlags::from_bits_retain(cur)
+                .intersects(GrantFlags::READING | GrantFlags::WRITING)
+            {
                 return Err(GrantError::StillInUse(gref));
             }
             match page.atomic_compare_exchange_u16(

@@ -272,18 +272,28 @@ impl GnttabOp for GnttabSetVersion {
     const CMD: u32 = 8;
 }
 
-/// Grant map flags (`GNTMAP_*`).
-pub mod gntmap_flags {
-    pub const HOST_MAP: u32 = 1 << 1;
-    pub const READONLY: u32 = 1 << 2;
-}
+bitflags::bitflags! {
+    /// Grant map flags (`GNTMAP_*`) of [`GnttabMapGrantRef::flags`].
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct GntmapFlags: u32 {
+        /// Map for the host (a PTE), not for a device.
+        const HOST_MAP = 1 << 1;
+        /// Map read-only.
+        const READONLY = 1 << 2;
+    }
 
-/// Grant entry flags (`GTF_*`).
-pub mod gtf {
-    pub const PERMIT_ACCESS: u16 = 1;
-    pub const READONLY: u16 = 1 << 2;
-    pub const READING: u16 = 1 << 3;
-    pub const WRITING: u16 = 1 << 4;
+    /// Grant entry flags (`GTF_*`) of a shared grant-table entry.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct GrantFlags: u16 {
+        /// The entry grants access to a frame.
+        const PERMIT_ACCESS = 1;
+        /// Read-only access.
+        const READONLY = 1 << 2;
+        /// Set by Xen while the grantee maps the frame for reading.
+        const READING = 1 << 3;
+        /// Set by Xen while the grantee maps the frame for writing.
+        const WRITING = 1 << 4;
+    }
 }
 
 /// `struct grant_entry_v1` (the shared grant table entries).
@@ -474,14 +484,24 @@ pub struct DomctlGetDomainInfo {
 }
 abi_size!(DomctlGetDomainInfo, 112);
 
-/// `XEN_DOMINF_*` flags of [`DomctlGetDomainInfo::flags`].
-pub mod dominf {
-    pub const DYING: u32 = 1 << 0;
-    pub const SHUTDOWN: u32 = 1 << 2;
-    pub const BLOCKED: u32 = 1 << 4;
-    pub const RUNNING: u32 = 1 << 5;
-    pub const SHUTDOWN_SHIFT: u32 = 16;
+bitflags::bitflags! {
+    /// `XEN_DOMINF_*` flags of [`DomctlGetDomainInfo::flags`] (the shutdown code sits at
+    /// [`DOMINF_SHUTDOWN_SHIFT`]).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct DomainInfoFlags: u32 {
+        /// The domain is being destroyed.
+        const DYING = 1 << 0;
+        /// The domain has shut down (the code says why).
+        const SHUTDOWN = 1 << 2;
+        /// The domain is blocked.
+        const BLOCKED = 1 << 4;
+        /// The domain is running.
+        const RUNNING = 1 << 5;
+    }
 }
+
+/// Where `XEN_DOMINF_*`'s shutdown code starts.
+pub const DOMINF_SHUTDOWN_SHIFT: u32 = 16;
 
 /// `struct xen_domctl` (the union is 128 bytes).
 #[repr(C)]

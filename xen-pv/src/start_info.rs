@@ -13,18 +13,21 @@ pub const CMDLINE_SIZE: usize = 1024;
 /// Bytes per page, as the u64 start_info's fields are.
 const PAGE_SIZE: u64 = crate::mm::paging::PAGE_SIZE as u64;
 
-/// `SIF_*` flags.
-pub mod flags {
-    /// The domain is privileged (dom0-like).
-    pub const PRIVILEGED: u32 = 1 << 0;
-    /// The domain is the initial domain.
-    pub const INITDOMAIN: u32 = 1 << 1;
-    /// The module is a multiboot module.
-    pub const MULTIBOOT_MOD: u32 = 1 << 2;
-    /// `mod_start` is a PFN, not a VA.
-    pub const MOD_START_PFN: u32 = 1 << 3;
-    /// The p2m list is virtually mapped for the tools.
-    pub const VIRT_P2M_4TOOLS: u32 = 1 << 4;
+bitflags::bitflags! {
+    /// `SIF_*` flags of `start_info.flags`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Flags: u32 {
+        /// The domain is privileged (dom0-like).
+        const PRIVILEGED = 1 << 0;
+        /// The domain is the initial domain.
+        const INITDOMAIN = 1 << 1;
+        /// The module is a multiboot module.
+        const MULTIBOOT_MOD = 1 << 2;
+        /// `mod_start` is a PFN, not a VA.
+        const MOD_START_PFN = 1 << 3;
+        /// The p2m list is virtually mapped for the tools.
+        const VIRT_P2M_4TOOLS = 1 << 4;
+    }
 }
 
 // Field offsets inside `struct start_info` (x86_64).
@@ -169,7 +172,7 @@ impl StartInfo {
 
     /// True for a privileged domain.
     pub fn is_privileged(&self) -> bool {
-        self.flags & flags::PRIVILEGED != 0
+        Flags::from_bits_retain(self.flags).contains(Flags::PRIVILEGED)
     }
 
     /// Pseudo-physical frame number of a VA inside the start-of-day region (linked at VA 0).

@@ -3,7 +3,7 @@
 //! domain with the next existing one above it, or `ESRCH` when there is none, so the domid
 //! in the answer must be compared with the one asked for.
 
-use crate::hypercall::{dominf, Errno};
+use crate::hypercall::{DomainInfoFlags as Dominf, Errno};
 
 /// A domain's state as the VIRQ_DOM_EXC scan sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,11 +19,11 @@ pub enum DomState {
 }
 
 /// Classifies the answer (`Ok((returned domid, flags))`) to getdomaininfo(`asked`).
-pub fn classify(asked: u16, answer: Result<(u16, u32), Errno>) -> DomState {
+pub fn classify(asked: u16, answer: Result<(u16, Dominf), Errno>) -> DomState {
     match answer {
         Ok((domid, _)) if domid != asked => DomState::Gone,
-        Ok((_, flags)) if flags & dominf::DYING != 0 => DomState::Gone,
-        Ok((_, flags)) if flags & dominf::SHUTDOWN != 0 => DomState::Shutdown,
+        Ok((_, flags)) if flags.contains(Dominf::DYING) => DomState::Gone,
+        Ok((_, flags)) if flags.contains(Dominf::SHUTDOWN) => DomState::Shutdown,
         Ok(_) => DomState::Running,
         Err(Errno::ESRCH) => DomState::Gone,
         Err(e) => DomState::Unknown(e),
@@ -33,16 +33,17 @@ pub fn classify(asked: u16, answer: Result<(u16, u32), Errno>) -> DomState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hypercall::DOMINF_SHUTDOWN_SHIFT;
 
     #[test]
     fn answers_are_classified() {
-        let running = dominf::RUNNING | dominf::BLOCKED;
+        let running = Dominf::RUNNING | Dominf::BLOCKED;
         assert_eq!(classify(3, Ok((3, running))), DomState::Running);
-        assert_eq!(classify(3, Ok((3, dominf::SHUTDOWN))), DomState::Shutdown);
-        let crashed = dominf::SHUTDOWN | (3 << dominf::SHUTDOWN_SHIFT);
+        assert_eq!(classify(3, Ok((3, Dominf::SHUTDOWN))), DomState::Shutdown);
+        let crashed = Dominf::SHUTDOWN | Dominf::from_bits_retain(3 << DOMINF_SHUTDOWN_SHIFT);
         assert_eq!(classify(3, Ok((3, crashed))), DomState::Shutdown);
         assert_eq!(
-            classify(3, Ok((3, dominf::DYING | dominf::SHUTDOWN))),
+            classify(3, Ok((3, Dominf::DYING | Dominf::SHUTDOWN))),
             DomState::Gone
         );
         // A missing domain: Xen returned the next one up, or nothing at all.

@@ -33,7 +33,7 @@ mod service {
     use super::platform::{KernelPlatform, Rings};
     use crate::cmdline::Options;
     use crate::events::{self, Port};
-    use crate::hypercall::{self, virq};
+    use crate::hypercall::{self, virq, DomainInfoFlags};
     use crate::sched::WaitQueue;
     use crate::shared_info::NR_EVENT_CHANNELS;
     use crate::{mm, time};
@@ -392,7 +392,8 @@ mod service {
                 if d == 0 {
                     continue;
                 }
-                let answer = hypercall::getdomaininfo(d).map(|i| (i.domain, i.flags));
+                let answer = hypercall::getdomaininfo(d)
+                    .map(|i| (i.domain, DomainInfoFlags::from_bits_retain(i.flags)));
                 match classify(d, answer) {
                     DomState::Running => {}
                     DomState::Shutdown => self.engine.domain_shutdown(domid),

@@ -5,7 +5,7 @@
 
 use crate::events::{self, Port};
 use crate::gntmap::{self, GrantMap};
-use crate::hypercall::{self, dominf, Errno};
+use crate::hypercall::{self, DomainInfoFlags, Errno};
 use crate::mm::SharedPage;
 use crate::time;
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -174,7 +174,10 @@ impl Platform for KernelPlatform {
             return false;
         };
         let exists = match hypercall::getdomaininfo(dom) {
-            Ok(i) => i.domain == dom && i.flags & dominf::DYING == 0,
+            Ok(i) => {
+                i.domain == dom
+                    && !DomainInfoFlags::from_bits_retain(i.flags).contains(DomainInfoFlags::DYING)
+            }
             Err(Errno::ESRCH) => false,
             // Not allowed to ask (a stub not made by init-xenstore-domain): assume it does.
             Err(_) => true,

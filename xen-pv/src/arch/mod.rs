@@ -19,11 +19,13 @@ use core::arch::{asm, global_asm};
 global_asm!(include_str!("../../../boot/head.S"));
 global_asm!(include_str!("../../../boot/entry.S"));
 
-use crate::mm::paging::PAGE_SIZE;
+use crate::mm::paging::{Flags, PAGE_SIZE};
 /// VA of Xen's read-only machine-to-phys table (u64 per MFN).
 pub const MACH2PHYS_VIRT_START: usize = 0xFFFF_8000_0000_0000;
-/// PTE flags PRESENT | RW | USER used for the shared_info mapping.
-const PTE_PRW_USER: u64 = 0x7;
+/// PTE flags of the shared_info mapping.
+const SHARED_INFO_PROT: Flags = Flags::PRESENT
+    .union(Flags::WRITABLE)
+    .union(Flags::USER_ACCESSIBLE);
 
 extern "C" {
     static shared_info_page: [u8; PAGE_SIZE];
@@ -38,7 +40,9 @@ pub fn shared_info_va() -> usize {
 pub fn map_shared_info(ma: u64) -> Result<(), Errno> {
     // SAFETY: `shared_info_page` is a page of the kernel's .bss reserved for this mapping;
     // no Rust object lives in it, only `shared_info()` references it afterwards.
-    unsafe { hypercall::update_va_mapping(shared_info_va(), ma | PTE_PRW_USER, UVMF_INVLPG) }
+    unsafe {
+        hypercall::update_va_mapping(shared_info_va(), ma | SHARED_INFO_PROT.bits(), UVMF_INVLPG)
+    }
 }
 
 /// The shared_info page.

@@ -5,7 +5,7 @@
 use super::paging::{gntmap_slot_va, layout};
 use super::{map_frame, MmError, SharedPage};
 use crate::hypercall::{
-    gntmap_flags, grant_table_op, Errno, GnttabMapGrantRef, GnttabUnmapGrantRef,
+    grant_table_op, Errno, GntmapFlags, GnttabMapGrantRef, GnttabUnmapGrantRef,
 };
 
 /// Maps frame `i` of this domain's grant table (machine frame `mfn`, from
@@ -38,7 +38,13 @@ pub fn map_grant(
     );
     let mut op = [GnttabMapGrantRef {
         host_addr: gntmap_slot_va(slot) as u64,
-        flags: gntmap_flags::HOST_MAP | if writable { 0 } else { gntmap_flags::READONLY },
+        flags: (GntmapFlags::HOST_MAP
+            | if writable {
+                GntmapFlags::empty()
+            } else {
+                GntmapFlags::READONLY
+            })
+        .bits(),
         gref,
         dom: domid,
         ..Default::default()

@@ -3,8 +3,8 @@
 //! parent), mapping any machine frame at any VA and extending the 1:1 map at boot.
 
 use super::paging::{
-    guest_may_map, make_pte, pte_mfn, pte_present, table_index, L1_PROT, L1_PROT_RO, PAGE_SIZE,
-    TABLE_PROT,
+    frame_address, guest_may_map, make_pte, pte_mfn, pte_present, table_index, L1_PROT, L1_PROT_RO,
+    PAGE_SIZE, TABLE_PROT,
 };
 use super::{alloc_frame, pfn_to_mfn, pfn_to_va, va_to_pfn, MmError};
 use crate::arch::mfn_to_pfn;
@@ -38,7 +38,7 @@ fn read_entry(table_mfn: u64, idx: usize) -> u64 {
 
 /// Machine address of entry `idx` of the table in `table_mfn`, as `mmu_update` wants it.
 fn entry_ma(table_mfn: u64, idx: usize) -> u64 {
-    (table_mfn << 12) + (idx as u64) * 8
+    frame_address(table_mfn).as_u64() + (idx as u64) * 8
 }
 
 /// The L1 entry mapping `va`, if every level is present.

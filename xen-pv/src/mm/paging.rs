@@ -2,6 +2,9 @@
 //! per-level index of a virtual address, and the kernel's virtual-address layout. Pure logic,
 //! host-tested; the mmu_update side lives in `mm::pagetable`.
 
+use x86_64::structures::paging::{PhysFrame, Size4KiB};
+use x86_64::PhysAddr;
+
 /// Bytes per page.
 pub const PAGE_SIZE: usize = 4096;
 /// log2(PAGE_SIZE).
@@ -9,42 +12,39 @@ pub const PAGE_SHIFT: u32 = 12;
 /// Entries per page-table page.
 pub const ENTRIES: usize = 512;
 
-/// Page-table entry bits.
-pub mod pte {
-    /// The entry maps something.
-    pub const PRESENT: u64 = 1 << 0;
-    /// Writable.
-    pub const RW: u64 = 1 << 1;
-    /// User-accessible (Xen forces it on 64-bit PV L1 entries).
-    pub const USER: u64 = 1 << 2;
-    /// Set by the CPU on access.
-    pub const ACCESSED: u64 = 1 << 5;
-    /// Set by the CPU on write.
-    pub const DIRTY: u64 = 1 << 6;
-    /// Bits 12..51: the machine frame number.
-    pub const MFN_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+/// Page-table entry flags (x86_64's; a PV guest's entries hold machine frames, and Xen forces
+/// USER_ACCESSIBLE on 64-bit PV L1 entries).
+pub use x86_64::structures::paging::PageTableFlags as Flags;
+
+/// Leaf (L1) protection of a writable kernel page: PRESENT | WRITABLE | ACCESSED.
+pub const L1_PROT: Flags = Flags::PRESENT.union(Flags::WRITABLE).union(Flags::ACCESSED);
+/// Leaf protection of a read-only page (how page-table pages must be mapped).
+pub const L1_PROT_RO: Flags = Flags::PRESENT.union(Flags::ACCESSED);
+/// Protection of an L2/L3/L4 entry pointing at a lower table.
+pub const TABLE_PROT: Flags = L1_PROT.union(Flags::DIRTY).union(Flags::USER_ACCESSIBLE);
+
+/// The machine address of frame `mfn` (its low 52 bits, page aligned).
+pub fn frame_address(mfn: u64) -> PhysAddr {
+    PhysFrame::<Size4KiB>::containing_address(PhysAddr::new_truncate(mfn << PAGE_SHIFT))
+        .start_address()
 }
 
-/// Leaf (L1) protection of a writable kernel page: PRESENT | RW | ACCESSED.
-pub const L1_PROT: u64 = pte::PRESENT | pte::RW | pte::ACCESSED;
-/// Leaf protection of a read-only page (how page-table pages must be mapped).
-pub const L1_PROT_RO: u64 = pte::PRESENT | pte::ACCESSED;
-/// Protection of an L2/L3/L4 entry pointing at a lower table.
-pub const TABLE_PROT: u64 = pte::PRESENT | pte::RW | pte::ACCESSED | pte::DIRTY | pte::USER;
-
 /// A PTE mapping machine frame `mfn` with `flags`.
-pub const fn make_pte(mfn: u64, flags: u64) -> u64 {
-    ((mfn << PAGE_SHIFT) & pte::MFN_MASK) | flags
+pub fn make_pte(mfn: u64, flags: Flags) -> u64 {
+    frame_address(mfn).as_u64() | flags.bits()
 }
 
 /// The machine frame a PTE points at.
-pub const fn pte_mfn(entry: u64) -> u64 {
-    (entry & pte::MFN_MASK) >> PAGE_SHIFT
+pub fn pte_mfn(entry: u64) -> u64 {
+    PhysFrame::<Size4KiB>::containing_address(PhysAddr::new_truncate(entry))
+        .start_address()
+        .as_u64()
+        >> PAGE_SHIFT
 }
 
 /// True if the entry is present.
-pub const fn pte_present(entry: u64) -> bool {
-    entry & pte::PRESENT != 0
+pub fn pte_present(entry: u64) -> bool {
+    Flags::from_bits_retain(entry).contains(Flags::PRESENT)
 }
 
 /// Index of `va` in its table at `level` (1 = L1 ... 4 = L4).
@@ -116,9 +116,9 @@ mod tests {
         assert_eq!(e, 0x1234_5023);
         assert_eq!(pte_mfn(e), 0x1_2345);
         assert!(pte_present(e));
-        assert!(!pte_present(make_pte(7, pte::RW)));
+        assert!(!pte_present(make_pte(7, Flags::WRITABLE)));
         assert_eq!(make_pte(0x12, TABLE_PROT), 0x12067);
-        assert_eq!(L1_PROT_RO, 0x21);
+        assert_eq!(L1_PROT_RO.bits(), 0x21);
         // NX (bit 63) and software bits are not part of the frame number.
         assert_eq!(pte_mfn(0x8000_0000_0abc_d067), 0xabcd);
     }
