@@ -129,11 +129,7 @@ mod kernel {
     use core::fmt::{self, Write};
     use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
-    // `struct xencons_interface`: in[1024], out[2048], then in_cons, in_prod, out_cons,
-    // out_prod (u32 each).
-    const OUT: usize = 1024;
-    const OUT_CONS: usize = 3080;
-    const OUT_PROD: usize = 3084;
+    use xen_pv::io::{CONS_OUT as OUT, CONS_OUT_CONS as OUT_CONS, CONS_OUT_PROD as OUT_PROD};
 
     struct Ring {
         page: SharedPage,

@@ -2,7 +2,7 @@
 //! `unsafe` code (each block with its `// SAFETY:` line): the boot assembly and the
 //! architecture glue (`arch`: shared_info, the M2P, the trap frame, the context switch, the
 //! event-upcall mask and the `IrqMutex` of `sync`), the Xen PV ABI and its hypercalls
-//! (`hypercall`, `shared_info`, `start_info`), and memory (`mm`: the p2m, frames, page tables
+//! (`hypercall`, `shared_info`, `start_info`, the console ring's layout in `io`), and memory (`mm`: the p2m, frames, page tables
 //! through `mmu_update`, the heap, pages shared with Xen or other domains, grant mapping,
 //! guarded thread stacks). The kernel crate builds on it with `#![forbid(unsafe_code)]`.
 //! Pure parts are compiled and unit-tested on the host; everything touching Xen is
@@ -13,6 +13,7 @@ extern crate alloc;
 
 pub mod context;
 pub mod hypercall;
+pub mod io;
 pub mod mm;
 pub mod shared_info;
 pub mod start_info;

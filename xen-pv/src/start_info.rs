@@ -3,6 +3,7 @@
 //! for the rest of the boot (`start_info::get()`).
 
 use core::fmt;
+use core::mem::{offset_of, size_of};
 
 /// Size of `struct start_info` on x86_64 (Xen 4.17).
 pub const START_INFO_SIZE: usize = 1168;
@@ -30,20 +31,42 @@ bitflags::bitflags! {
     }
 }
 
-// Field offsets inside `struct start_info` (x86_64).
-const OFF_NR_PAGES: usize = 32;
-const OFF_SHARED_INFO: usize = 40;
-const OFF_FLAGS: usize = 48;
-const OFF_STORE_MFN: usize = 56;
-const OFF_STORE_EVTCHN: usize = 64;
-const OFF_CONSOLE_MFN: usize = 72;
-const OFF_CONSOLE_EVTCHN: usize = 80;
-const OFF_PT_BASE: usize = 88;
-const OFF_NR_PT_FRAMES: usize = 96;
-const OFF_MFN_LIST: usize = 104;
-const OFF_MOD_START: usize = 112;
-const OFF_MOD_LEN: usize = 120;
-const OFF_CMD_LINE: usize = 128;
+/// `struct start_info` (x86_64, a PV domU's `console.domU` arm of the console union). It is
+/// never read through this type: the page is parsed from bytes at these fields' offsets.
+#[repr(C)]
+struct RawStartInfo {
+    magic: [u8; 32],
+    nr_pages: u64,
+    shared_info: u64,
+    flags: u32,
+    store_mfn: u64,
+    store_evtchn: u32,
+    console_mfn: u64,
+    console_evtchn: u32,
+    pt_base: u64,
+    nr_pt_frames: u64,
+    mfn_list: u64,
+    mod_start: u64,
+    mod_len: u64,
+    cmd_line: [u8; CMDLINE_SIZE],
+    first_p2m_pfn: u64,
+    nr_p2m_frames: u64,
+}
+const _: () = assert!(size_of::<RawStartInfo>() == START_INFO_SIZE);
+
+const OFF_NR_PAGES: usize = offset_of!(RawStartInfo, nr_pages);
+const OFF_SHARED_INFO: usize = offset_of!(RawStartInfo, shared_info);
+const OFF_FLAGS: usize = offset_of!(RawStartInfo, flags);
+const OFF_STORE_MFN: usize = offset_of!(RawStartInfo, store_mfn);
+const OFF_STORE_EVTCHN: usize = offset_of!(RawStartInfo, store_evtchn);
+const OFF_CONSOLE_MFN: usize = offset_of!(RawStartInfo, console_mfn);
+const OFF_CONSOLE_EVTCHN: usize = offset_of!(RawStartInfo, console_evtchn);
+const OFF_PT_BASE: usize = offset_of!(RawStartInfo, pt_base);
+const OFF_NR_PT_FRAMES: usize = offset_of!(RawStartInfo, nr_pt_frames);
+const OFF_MFN_LIST: usize = offset_of!(RawStartInfo, mfn_list);
+const OFF_MOD_START: usize = offset_of!(RawStartInfo, mod_start);
+const OFF_MOD_LEN: usize = offset_of!(RawStartInfo, mod_len);
+const OFF_CMD_LINE: usize = offset_of!(RawStartInfo, cmd_line);
 
 /// Why a start_info page was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

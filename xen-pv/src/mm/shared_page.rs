@@ -1,7 +1,7 @@
 //! [`SharedPage`]: a mapped 4 KiB page that Xen or another domain may change at any time (the
 //! console ring, the xenstore rings, grant-mapped pages, pool frames granted away). Every
-//! access is volatile or atomic and bounds-checked: offsets outside the page (or misaligned
-//! words) read as 0 and write nothing. It implements the engine's [`RingPage`].
+//! access is volatile (through `volatile`'s `VolatilePtr`) or atomic and bounds-checked:
+//! offsets outside the page (or misaligned words) read as 0 and write nothing. It implements the engine's [`RingPage`].
 //!
 //! A view can only be made here, for pages no Rust object ever lives in: the start-of-day
 //! console and store frames (below the frame pool), the grant-table and grant-map areas, the
@@ -13,7 +13,10 @@ use super::paging::{gntmap_slot_va, layout, PAGE_SIZE};
 use super::{is_pool_frame, map_frame, pfn_to_mfn, pfn_to_va, unmap_frame, MmError};
 use crate::arch;
 use crate::start_info::StartInfo;
+use core::mem::{align_of, size_of};
+use core::ptr::NonNull;
 use core::sync::atomic::{fence, AtomicU16, AtomicU32, Ordering};
+use volatile::VolatilePtr;
 use xenstore_engine::ring::RingPage;
 
 /// A view of one shared page (a VA; copying the view does not copy the page).
@@ -79,21 +82,25 @@ impl SharedPage {
         (in_page && off.is_multiple_of(align)).then(|| (self.va + off) as *mut u8)
     }
 
+    /// A volatile view of the `T` at `off`, if it lies inside the page and is aligned.
+    fn cell<T: Copy>(&self, off: usize) -> Option<VolatilePtr<'_, T>> {
+        let p = self.ptr(off, size_of::<T>(), align_of::<T>())?;
+        let p = NonNull::new(p.cast::<T>())?;
+        // SAFETY: inside the mapped page and aligned (checked), in a page no Rust object
+        // lives in (see the module doc); the view lives no longer than `self`. A store through
+        // a read-only grant mapping faults (a crash report), it writes nothing.
+        Some(unsafe { VolatilePtr::new(p) })
+    }
+
     /// The byte at `off`.
     pub fn read_u8(&self, off: usize) -> u8 {
-        match self.ptr(off, 1, 1) {
-            // SAFETY: inside the mapped page (checked), which holds no Rust object.
-            Some(p) => unsafe { p.read_volatile() },
-            None => 0,
-        }
+        self.cell(off).map_or(0, VolatilePtr::read)
     }
 
     /// Stores byte `v` at `off`.
     pub fn write_u8(&self, off: usize, v: u8) {
-        if let Some(p) = self.ptr(off, 1, 1) {
-            // SAFETY: as in `read_u8`; on a read-only grant mapping the store faults (a crash
-            // report), it writes nothing.
-            unsafe { p.write_volatile(v) }
+        if let Some(c) = self.cell(off) {
+            c.write(v);
         }
     }
 
@@ -117,10 +124,8 @@ impl SharedPage {
 
     /// Volatile store of the aligned u16 at `off`.
     pub fn write_u16(&self, off: usize, v: u16) {
-        if let Some(p) = self.ptr(off, 2, 2) {
-            // SAFETY: inside the mapped page and 2-aligned (checked); no Rust object there; a
-            // read-only mapping faults (see `write_u8`).
-            unsafe { (p as *mut u16).write_volatile(v) }
+        if let Some(c) = self.cell(off) {
+            c.write(v);
         }
     }
 
@@ -154,35 +159,25 @@ impl SharedPage {
 
     /// Volatile load of the aligned u32 at `off`.
     pub fn read_u32(&self, off: usize) -> u32 {
-        match self.ptr(off, 4, 4) {
-            // SAFETY: inside the mapped page and 4-aligned (checked); no Rust object there.
-            Some(p) => unsafe { (p as *const u32).read_volatile() },
-            None => 0,
-        }
+        self.cell(off).map_or(0, VolatilePtr::read)
     }
 
     /// Volatile store of the aligned u32 at `off`.
     pub fn write_u32(&self, off: usize, v: u32) {
-        if let Some(p) = self.ptr(off, 4, 4) {
-            // SAFETY: as in `read_u32`; a read-only mapping faults (see `write_u8`).
-            unsafe { (p as *mut u32).write_volatile(v) }
+        if let Some(c) = self.cell(off) {
+            c.write(v);
         }
     }
 
     /// Volatile load of the aligned u64 at `off`.
     pub fn read_u64(&self, off: usize) -> u64 {
-        match self.ptr(off, 8, 8) {
-            // SAFETY: inside the mapped page and 8-aligned (checked); no Rust object there.
-            Some(p) => unsafe { (p as *const u64).read_volatile() },
-            None => 0,
-        }
+        self.cell(off).map_or(0, VolatilePtr::read)
     }
 
     /// Volatile store of the aligned u64 at `off`.
     pub fn write_u64(&self, off: usize, v: u64) {
-        if let Some(p) = self.ptr(off, 8, 8) {
-            // SAFETY: as in `read_u64`; a read-only mapping faults (see `write_u8`).
-            unsafe { (p as *mut u64).write_volatile(v) }
+        if let Some(c) = self.cell(off) {
+            c.write(v);
         }
     }
 
