@@ -1,13 +1,15 @@
-//! The ferrostore PV kernel: a Mini-OS-style no_std unikernel for Xen x86_64 PV guests.
+//! The ferrostore PV kernel: a Mini-OS-style no_std unikernel for Xen x86_64 PV guests, built
+//! on the privileged crate `xen-pv` without a line of `unsafe`.
 //!
-//! Modules follow the boot path (see docs/boot-path.md): `arch` (boot assembly, shared_info,
-//! the context switch, the `IrqMutex` of `sync`), `start_info`, `hypercall`, `console`, `traps`,
-//! `events`, `cmdline`, `mm` (also shared pages and thread stacks), `time`, `gnttab`,
-//! `gntmap`, `sched`, then `boot` (the ordered bring-up), `demo`, `xenbus` (the kernel's own
-//! xenstore client) and `xenstored` (the stub-domain service). Pure logic is compiled and
-//! unit-tested on the host; everything touching Xen is `#[cfg(target_os = "none")]`. Unsafe
-//! code lives only in `arch`, `hypercall` and `mm`; pages shared with Xen or other domains are
-//! reached through `mm::SharedPage`.
+//! Modules follow the boot path (see docs/boot-path.md): from `xen-pv`, re-exported here,
+//! `arch` (boot assembly, shared_info, entry points, the context switch, the `IrqMutex` of
+//! `sync`), `start_info`, `hypercall` and `mm` (also shared pages and thread stacks); then
+//! `console`, `traps`, `events`, `cmdline`, `time`, `gnttab`, `gntmap`, `sched`, `boot` (the
+//! ordered bring-up), `logsink` and `ninep` (the stub's log file), `xenstored` (the
+//! stub-domain service), and in the demo image `demo` and `xenbus` (the kernel's own xenstore
+//! client). Pure logic is compiled and unit-tested on the host; everything touching Xen is
+//! `#[cfg(target_os = "none")]`. Pages shared with Xen or other domains are reached through
+//! `mm::SharedPage`.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
