@@ -25,8 +25,8 @@ pub const WRITE_COST: i64 = FACTOR;
 /// The global part: the reserve and the number of domains sharing the rate.
 #[derive(Default)]
 pub struct Wrl {
-    reserve: i64,
-    ndomains: i64,
+    pub(crate) reserve: i64,
+    pub(crate) ndomains: i64,
 }
 
 /// Moves as much as possible from `debit` to `credit` keeping `debit >= floor` and
