@@ -38,6 +38,7 @@ pub mod quota;
 /// The ring transport (`xenstore_domain_interface`).
 pub mod ring;
 mod store;
+mod stream;
 mod transaction;
 pub mod tree;
 pub mod wire;
@@ -46,6 +47,7 @@ mod wrl;
 pub use domain::{Platform, FEATURES, FEATURE_ERROR, FEATURE_RECONNECTION, FEATURE_WATCHDEPTH};
 pub use engine::{Config, ConnError, Engine};
 pub use quota::Quotas;
+pub use stream::RestoreError;
 pub use wire::Error;
 
 /// Identifies one connection of the engine.
