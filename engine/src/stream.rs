@@ -289,12 +289,17 @@ impl<'a> Body<'a> {
         self.ty.unwrap_or(rec::END)
     }
 
+    /// The stream offset of the current position.
+    pub fn offset(&self) -> usize {
+        self.base + self.pos
+    }
+
     /// An error about the field at the current position.
     pub fn err(&self, what: &'static str) -> RestoreError {
         RestoreError {
             what,
             record: self.ty,
-            offset: self.base + self.pos,
+            offset: self.offset(),
         }
     }
 

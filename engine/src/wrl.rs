@@ -18,7 +18,8 @@ const RATE: i64 = 200 * FACTOR;
 const DBURST: i64 = 10 * FACTOR;
 const GBURST: i64 = 1000 * FACTOR;
 const NEWDOMS_DBURST: i64 = 5 * DBURST;
-const CREDIT_MAX: i64 = 1_000_000_000;
+/// Bound on a domain's credit (and, restoring a stream, on its debt and the reserve).
+pub(crate) const CREDIT_MAX: i64 = 1_000_000_000;
 /// The cost of one node write.
 pub const WRITE_COST: i64 = FACTOR;
 

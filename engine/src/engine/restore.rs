@@ -6,8 +6,21 @@
 use super::dump::*;
 use super::*;
 use crate::stream::{rec, Body, Records, RestoreError};
+use crate::wrl::CREDIT_MAX;
 use alloc::collections::BTreeSet;
 use perms::ALL;
+
+/// Highest generation a stream may set: far from overflowing as it counts on.
+const MAX_GENERATION: u64 = 1 << 62;
+
+/// A write-rate credit, debt or reserve within the bounds the limiter keeps.
+fn credit(b: &mut Body<'_>) -> Result<i64, RestoreError> {
+    let v = b.u64()? as i64;
+    match (-CREDIT_MAX..=CREDIT_MAX).contains(&v) {
+        true => Ok(v),
+        false => Err(b.err("write-rate credit out of range")),
+    }
+}
 
 /// Highest connection index a stream may use (the connection table is a vector).
 const MAX_CONN: usize = 1 << 16;
@@ -202,14 +215,17 @@ impl Restorer {
     }
 
     fn fs_global(&mut self, b: &mut Body<'_>) -> Result<(), RestoreError> {
-        self.generation = Some(b.u64()?);
-        self.logging = match b.u8()? {
-            0 => false,
-            1 => true,
-            _ => return Err(b.err("invalid logging flag")),
-        };
-        let reserve = b.u64()? as i64;
+        let generation = b.u64()?;
+        if generation > MAX_GENERATION {
+            return Err(b.err("generation out of range"));
+        }
+        self.generation = Some(generation);
+        self.logging = flag(b)?;
+        let reserve = credit(b)?;
         let ndomains = b.u64()? as i64;
+        if !(0..=MAX_CONN as i64).contains(&ndomains) {
+            return Err(b.err("domain count out of range"));
+        }
         self.wrl = Some(Wrl { reserve, ndomains });
         for sp in self.special_perms.iter_mut() {
             *sp = fs_perms(b)?;
@@ -264,14 +280,11 @@ impl Restorer {
         if !self.described.contains(&domid) {
             return Err(b.err("FS_DOMAIN without its DOMAIN_DATA"));
         }
+        let gen = b.u64()?;
+        let shutdown_reported = flag(b)?;
+        let wrl_credit = credit(b)?;
         let d = self.domain_mut(domid);
-        d.gen = b.u64()?;
-        d.shutdown_reported = match b.u8()? {
-            0 => false,
-            1 => true,
-            _ => return Err(b.err("invalid shutdown flag")),
-        };
-        d.wrl_credit = b.u64()? as i64;
+        (d.gen, d.shutdown_reported, d.wrl_credit) = (gen, shutdown_reported, wrl_credit);
         d.wrl_stamp = b.u64()?;
         d.mfn = b.u64()?;
         b.end()
@@ -291,7 +304,7 @@ impl Restorer {
     }
 
     fn connection(&mut self, b: &mut Body<'_>) -> Result<(), RestoreError> {
-        let offset = b.err("").offset;
+        let offset = b.offset();
         let id = b.u32()?;
         let cid = self.conn_index(b, id, false)?;
         let ring = match b.u16()? {
@@ -408,10 +421,11 @@ impl Restorer {
         let partial = c.out.front().filter(|_| out_off > 0).map(|m| m.data.len());
         match partial {
             Some(tail) => {
-                let mut full = alloc::vec![0u8; out_off.min(HEADER_LEN + PAYLOAD_MAX)];
-                if out_off + tail > HEADER_LEN + PAYLOAD_MAX {
+                if out_off.saturating_add(tail) > HEADER_LEN + PAYLOAD_MAX {
                     return Err(b.err("partial reply longer than a message"));
                 }
+                // The bytes already sent are not in the stream: zeros stand for them.
+                let mut full = alloc::vec![0u8; out_off];
                 if let Some(m) = c.out.front_mut() {
                     full.extend_from_slice(&m.data);
                     m.data = Rc::from(full);
@@ -422,11 +436,7 @@ impl Restorer {
             None => {}
         }
         for (i, m) in c.out.iter_mut().enumerate() {
-            let event = match b.u8()? {
-                0 => false,
-                1 => true,
-                _ => return Err(b.err("invalid event flag")),
-            };
+            let event = flag(b)?;
             if (i > 0 || c.out_off == 0) && event != m.event {
                 return Err(b.err("event flag does not match the message"));
             }
@@ -591,6 +601,9 @@ impl Restorer {
         tree::walk(tree.root(), "/", |p, _| paths.push(String::from(p)));
         for p in &paths {
             let g = b.u64()?;
+            if g > MAX_GENERATION {
+                return Err(b.err("generation out of range"));
+            }
             if let Some(node) = tree.get_mut(p) {
                 node.generation = g;
             }
