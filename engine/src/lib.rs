@@ -25,6 +25,10 @@
 //!   and notifies; then [`ring::service`]`(engine, conn, page)` on every event from the guest
 //!   and whenever `take_ready` lists the connection; notify the guest if it says so.
 //! * [`Engine::check`] verifies the store (CONTROL `check` uses it).
+//! * Live update: [`Engine::dump`] writes the whole state as Xen's xenstore migration
+//!   stream; [`Engine::restore`] rebuilds an engine from one (refusing a malformed stream
+//!   with a [`RestoreError`]) and hands each ring to [`Platform::adopt`]
+//!   (`docs/live-update.md`).
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
