@@ -80,8 +80,10 @@ fn all_output(h: &mut H, conns: &[ConnId]) -> Vec<Vec<u8>> {
 
 #[test]
 fn restored_engine_answers_as_the_original() {
+    let mut open_at_update = 0;
     for seed in 1..9u64 {
         let (mut h, s, rest) = random_state(seed, 25 * seed as usize);
+        open_at_update += s.txs.len();
         let mut u = h.updated();
         let conns = s.conns;
         assert_eq!(all_output(&mut u, &conns), all_output(&mut h, &conns));
@@ -102,6 +104,10 @@ fn restored_engine_answers_as_the_original() {
         assert_eq!(all_output(&mut u, &conns), all_output(&mut h, &conns));
         assert_eq!(u.e.dump(), h.e.dump(), "seed {seed}");
     }
+    assert!(
+        open_at_update >= 4,
+        "{open_at_update} transactions open at the updates"
+    );
 }
 
 #[test]
