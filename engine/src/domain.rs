@@ -26,6 +26,14 @@ pub trait Platform {
     fn reintroduce(&mut self, conn: ConnId, domid: u32, port: u32) -> Result<(), Error>;
     /// The domain's connection is gone (RELEASE or death): unbind and unmap.
     fn release(&mut self, conn: ConnId, domid: u32);
+    /// After a live update ([`crate::Engine::restore`]): drive connection `conn` with the
+    /// ring the previous instance was serving for `domid` (page `mfn`, or grant ref 1, and
+    /// event channel `port`), without resetting it. An error fails the restore. Default:
+    /// ENOSYS (a host that cannot adopt rings cannot restore them).
+    fn adopt(&mut self, conn: ConnId, domid: u32, mfn: u64, port: u32) -> Result<(), Error> {
+        let _ = (conn, domid, mfn, port);
+        Err(Error::Nosys)
+    }
     /// Whether a domain with this id exists now (permission entries naming a domain that
     /// does not exist are ignored).
     fn domain_exists(&mut self, domid: u32) -> bool;
@@ -54,6 +62,11 @@ pub(crate) struct Domain {
     pub gen: u64,
     /// The ring connection, if introduced.
     pub conn: Option<ConnId>,
+    /// The ring's identity as INTRODUCE gave it: the page's mfn and the event channel port
+    /// (0 while not introduced); a live update hands them to [`Platform::adopt`].
+    pub mfn: u64,
+    /// See `mfn`.
+    pub port: u32,
     /// `@releaseDomain` already fired for its shutdown (cleared by RESUME).
     pub shutdown_reported: bool,
     /// Per-domain quotas (SET_QUOTA); start as the global ones.

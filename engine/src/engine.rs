@@ -5,7 +5,7 @@
 
 use crate::domain::{Domain, Platform, FEATURES};
 use crate::path::{self, canonicalize};
-use crate::perms::{self, Caller, Perm, IGNORE, READ};
+use crate::perms::{self, Caller, Perm, Perms, IGNORE, READ};
 use crate::quota::{over, Quotas};
 use crate::store::{self, access, lookup, Change, Store, Usage};
 use crate::transaction::{self, apply, path_charge, Tx, TxOp, View};
@@ -24,6 +24,8 @@ mod connection;
 mod control;
 mod dispatch;
 mod domains;
+mod dump;
+mod restore;
 mod transactions;
 mod watch;
 

@@ -25,6 +25,10 @@
 //!   and notifies; then [`ring::service`]`(engine, conn, page)` on every event from the guest
 //!   and whenever `take_ready` lists the connection; notify the guest if it says so.
 //! * [`Engine::check`] verifies the store (CONTROL `check` uses it).
+//! * Live update: [`Engine::dump`] writes the whole state as Xen's xenstore migration
+//!   stream; [`Engine::restore`] rebuilds an engine from one (refusing a malformed stream
+//!   with a [`RestoreError`]) and hands each ring to [`Platform::adopt`]
+//!   (`docs/live-update.md`).
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -38,6 +42,7 @@ pub mod quota;
 /// The ring transport (`xenstore_domain_interface`).
 pub mod ring;
 mod store;
+mod stream;
 mod transaction;
 pub mod tree;
 pub mod wire;
@@ -46,6 +51,7 @@ mod wrl;
 pub use domain::{Platform, FEATURES, FEATURE_ERROR, FEATURE_RECONNECTION, FEATURE_WATCHDEPTH};
 pub use engine::{Config, ConnError, Engine};
 pub use quota::Quotas;
+pub use stream::RestoreError;
 pub use wire::Error;
 
 /// Identifies one connection of the engine.

@@ -48,17 +48,17 @@ pub(crate) fn apply(st: &mut Store<'_>, caller: &Caller, op: &TxOp) -> Result<()
 }
 
 /// The transaction's own version of one node.
-struct Entry {
+pub(crate) struct Entry {
     /// When the entry was made: a created node's parents come before it.
-    seq: u64,
+    pub(crate) seq: u64,
     /// The value the transaction wrote, or created the node with.
-    value: Option<Vec<u8>>,
+    pub(crate) value: Option<Vec<u8>>,
     /// The permissions the transaction gave the node, or created it with, and the generation
     /// then: the domains they name must be the same ones at commit.
-    perms: Option<(Vec<Perm>, u64)>,
+    pub(crate) perms: Option<(Vec<Perm>, u64)>,
     /// False for a node only created on the way to a deeper one: it fires no watch at
     /// commit (no request named it).
-    named: bool,
+    pub(crate) named: bool,
 }
 
 impl Entry {
@@ -74,8 +74,8 @@ impl Entry {
 /// created or gave permissions, in creation order.
 #[derive(Default)]
 pub(crate) struct Overlay {
-    removed: BTreeSet<String>,
-    nodes: BTreeMap<String, Entry>,
+    pub(crate) removed: BTreeSet<String>,
+    pub(crate) nodes: BTreeMap<String, Entry>,
     next_seq: u64,
     /// Bytes charged for the entries.
     bytes: usize,
@@ -97,7 +97,36 @@ fn subtree_keys<'a, V>(
         .chain(map.range(below(path)).map(|(k, _)| k))
 }
 
+/// What a removed subtree is charged: its path and a record header.
+fn removed_bytes(path: &str) -> usize {
+    path.len() + tree::record_size(0, 0, 0)
+}
+
 impl Overlay {
+    /// An overlay of these removed subtrees and entries (numbered in the order given, their
+    /// `seq` ignored), charged as if recorded one by one (a live update restoring one).
+    pub(crate) fn from_parts(removed: BTreeSet<String>, entries: Vec<(String, Entry)>) -> Overlay {
+        let mut o = Overlay {
+            bytes: removed.iter().map(|p| removed_bytes(p)).sum(),
+            removed,
+            ..Overlay::default()
+        };
+        for (p, mut e) in entries {
+            e.seq = o.next_seq;
+            o.next_seq += 1;
+            o.bytes += e.bytes(&p);
+            o.nodes.insert(p, e);
+        }
+        o
+    }
+
+    /// The entries in the order they were made.
+    pub(crate) fn in_order(&self) -> Vec<(&String, &Entry)> {
+        let mut order: Vec<(&String, &Entry)> = self.nodes.iter().collect();
+        order.sort_unstable_by_key(|(_, e)| e.seq);
+        order
+    }
+
     /// Bytes charged for what the overlay holds.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
@@ -165,10 +194,10 @@ impl Overlay {
         let inner: Vec<String> = self.removed.range(below(path)).cloned().collect();
         for p in inner {
             self.removed.remove(&p);
-            self.bytes -= p.len() + tree::record_size(0, 0, 0);
+            self.bytes -= removed_bytes(&p);
         }
         if self.removed.insert(String::from(path)) {
-            self.bytes += path.len() + tree::record_size(0, 0, 0);
+            self.bytes += removed_bytes(path);
         }
     }
 
@@ -185,9 +214,7 @@ impl Overlay {
         for r in &self.removed {
             let _ = st.rm(caller, r);
         }
-        let mut order: Vec<(&String, &Entry)> = self.nodes.iter().collect();
-        order.sort_unstable_by_key(|(_, e)| e.seq);
-        for (p, e) in order {
+        for (p, e) in self.in_order() {
             if let Some(v) = &e.value {
                 let _ = st.write(caller, p, Some(v));
             }
@@ -324,6 +351,21 @@ impl Tx {
     /// Bytes charged to the connection's domain for what the transaction holds.
     pub(crate) fn bytes(&self) -> usize {
         self.overlay.bytes() + self.path_bytes + self.frozen_bytes
+    }
+
+    /// Recomputes the charges of `accessed`, `parents`, `touched` and `frozen` (a live
+    /// update restoring the transaction).
+    pub(crate) fn recount(&mut self) {
+        let paths = self.accessed.keys().chain(self.parents.keys());
+        self.path_bytes = paths
+            .chain(self.touched.keys())
+            .map(|p| path_charge(p))
+            .sum();
+        self.frozen_bytes = self
+            .frozen
+            .iter()
+            .map(|(p, n)| path_charge(p) + n.record_size())
+            .sum();
     }
 
     /// The main store changed after the view was built: a transaction that is still valid

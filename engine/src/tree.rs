@@ -273,6 +273,16 @@ impl Node {
         }
     }
 
+    /// A node as [`Node::shallow`] copies one: `names` are its children in creation order,
+    /// as placeholders without value or children of their own.
+    pub fn with_child_names(value: Vec<u8>, perms: Perms, generation: u64, names: &[&str]) -> Node {
+        let mut node = Node::new(value, perms.share(), generation);
+        for name in names {
+            node.add_child(name, Node::new(Vec::new(), perms.share(), generation));
+        }
+        node
+    }
+
     /// The children: name and node, in name order.
     fn children(&self) -> impl Iterator<Item = (&[u8], &Node)> {
         self.dir

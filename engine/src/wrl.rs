@@ -18,15 +18,16 @@ const RATE: i64 = 200 * FACTOR;
 const DBURST: i64 = 10 * FACTOR;
 const GBURST: i64 = 1000 * FACTOR;
 const NEWDOMS_DBURST: i64 = 5 * DBURST;
-const CREDIT_MAX: i64 = 1_000_000_000;
+/// Bound on a domain's credit (and, restoring a stream, on its debt and the reserve).
+pub(crate) const CREDIT_MAX: i64 = 1_000_000_000;
 /// The cost of one node write.
 pub const WRITE_COST: i64 = FACTOR;
 
 /// The global part: the reserve and the number of domains sharing the rate.
 #[derive(Default)]
 pub struct Wrl {
-    reserve: i64,
-    ndomains: i64,
+    pub(crate) reserve: i64,
+    pub(crate) ndomains: i64,
 }
 
 /// Moves as much as possible from `debit` to `credit` keeping `debit >= floor` and

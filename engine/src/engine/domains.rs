@@ -12,6 +12,8 @@ impl<P: Platform> Engine<P> {
         self.domains.entry(domid).or_insert(Domain {
             gen,
             conn: None,
+            mfn: 0,
+            port: 0,
             shutdown_reported: false,
             quotas,
             features: FEATURES,
@@ -68,7 +70,11 @@ impl<P: Platform> Engine<P> {
         }
         if let Some(cid) = self.domains.get(&domid).and_then(|d| d.conn) {
             self.reset_connection(cid);
-            return self.platform.reintroduce(cid, domid, port);
+            self.platform.reintroduce(cid, domid, port)?;
+            if let Some(d) = self.domains.get_mut(&domid) {
+                d.port = port;
+            }
+            return Ok(());
         }
         let cid = self.new_connection(domid);
         if let Err(e) = self.platform.introduce(cid, domid, mfn, port) {
@@ -79,6 +85,7 @@ impl<P: Platform> Engine<P> {
         self.new_domain(domid);
         if let Some(d) = self.domains.get_mut(&domid) {
             d.conn = Some(cid);
+            (d.mfn, d.port) = (mfn, port);
             d.shutdown_reported = false;
             self.wrl.domain_new(d, now);
         }

@@ -2,6 +2,7 @@
 
 mod domains;
 mod memory;
+mod migrate;
 mod protocol;
 mod random;
 mod ring;
@@ -16,12 +17,17 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 
+/// A ring handed to `Platform::adopt`: connection, domid, mfn, port.
+pub type Adopted = (ConnId, u32, u64, u32);
+
 /// Test platform: a settable clock, recorded introduce/release calls.
 #[derive(Clone, Default)]
 pub struct TestPlatform {
     pub now: Rc<Cell<u64>>,
     pub introduced: Rc<RefCell<Vec<(ConnId, u32)>>>,
     pub released: Rc<RefCell<Vec<(ConnId, u32)>>>,
+    /// Rings adopted after a restore.
+    pub adopted: Rc<RefCell<Vec<Adopted>>>,
     pub log: Rc<RefCell<Vec<String>>>,
     /// Appended to CONTROL `memreport`.
     pub mem: Rc<RefCell<String>>,
@@ -35,6 +41,10 @@ impl Platform for TestPlatform {
         Ok(())
     }
     fn reintroduce(&mut self, _conn: ConnId, _domid: u32, _port: u32) -> Result<(), Error> {
+        Ok(())
+    }
+    fn adopt(&mut self, conn: ConnId, domid: u32, mfn: u64, port: u32) -> Result<(), Error> {
+        self.adopted.borrow_mut().push((conn, domid, mfn, port));
         Ok(())
     }
     fn release(&mut self, conn: ConnId, domid: u32) {
@@ -102,6 +112,20 @@ impl H {
             e: Engine::new(p.clone(), cfg),
             p,
             rid: 100,
+            stash: Default::default(),
+        }
+    }
+
+    /// A second harness whose engine is restored from this one's dump (same clock, same
+    /// request ids): what a live update leaves.
+    pub fn updated(&mut self) -> H {
+        let p = TestPlatform::default();
+        p.now.set(self.p.now.get());
+        let stream = self.e.dump();
+        H {
+            e: Engine::restore(p.clone(), Config::default(), &stream).expect("restore"),
+            p,
+            rid: self.rid,
             stash: Default::default(),
         }
     }
