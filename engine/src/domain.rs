@@ -34,6 +34,19 @@ pub trait Platform {
         let _ = (conn, domid, mfn, port);
         Err(Error::Nosys)
     }
+    /// CONTROL `live-update -s`: replace this server by the checked kernel `image` (started
+    /// with `cmdline`, or the current one), handing it `state`, the engine's migration stream.
+    /// A host that switches does not return; `Ok` answers the request `OK`; an `Err` text is
+    /// the answer and this server goes on serving. Default: not available.
+    fn live_update(
+        &mut self,
+        image: &[u8],
+        cmdline: Option<&str>,
+        state: &[u8],
+    ) -> Result<(), String> {
+        let _ = (image, cmdline, state);
+        Err(String::from("Live update is not available on this host."))
+    }
     /// Whether a domain with this id exists now (permission entries naming a domain that
     /// does not exist are ignored).
     fn domain_exists(&mut self, domid: u32) -> bool;

@@ -25,6 +25,9 @@ mod control;
 mod dispatch;
 mod domains;
 mod dump;
+mod live_update;
+
+pub use live_update::check_image;
 mod restore;
 mod transactions;
 mod watch;
@@ -52,6 +55,8 @@ pub struct Config {
     /// Bound on the bytes queued for a privileged connection that does not read: beyond
     /// it, its oldest watch events are dropped (logged once). 0 = unlimited.
     pub priv_queue_limit: usize,
+    /// The largest kernel image CONTROL `live-update -b` accepts.
+    pub live_update_max: usize,
 }
 
 impl Default for Config {
@@ -63,6 +68,7 @@ impl Default for Config {
             watch_event_timeout_ms: 20_000,
             global_memory: 0,
             priv_queue_limit: 16 << 20,
+            live_update_max: 16 << 20,
         }
     }
 }
@@ -102,6 +108,8 @@ pub struct Engine<P: Platform> {
     usage_total: i64,
     /// Output and transaction bytes of all connections together.
     conn_bytes: usize,
+    /// The open live-update session (CONTROL `live-update`), if any.
+    lu: Option<live_update::Session>,
 }
 
 fn n0() -> Vec<Perm> {
@@ -138,6 +146,7 @@ impl<P: Platform> Engine<P> {
             open_txs: 0,
             usage_total: 0,
             conn_bytes: 0,
+            lu: None,
         };
         e.recount_usage();
         e.new_domain(0);

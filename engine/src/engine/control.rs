@@ -1,4 +1,5 @@
-//! CONTROL commands (`xenstore-control`): check, log, print, memreport, quotas, help.
+//! CONTROL commands (`xenstore-control`): check, log, print, memreport, quotas, help
+//! (`live-update` is in `live_update`).
 
 use super::*;
 
@@ -107,6 +108,8 @@ impl<P: Platform> Engine<P> {
                 reply,
                 "check           \n\
                  log             [on|off]\n\
+                 live-update     [-c <cmdline>] [-F] [-t <timeout>] <file>\n    \
+                 Default timeout is 60 seconds.\n\
                  memreport       [<file>]\n\
                  print           <string>\n\
                  quota           [set <name> <val>|<domid>]\n\

@@ -367,6 +367,9 @@ impl<P: Platform> Engine<P> {
                 Ok(())
             }
             ty::CONTROL => {
+                if wire::split_strings(payload).next() == Some(b"live-update") {
+                    return self.live_update(cid, payload, reply);
+                }
                 let args: Vec<&[u8]> = wire::split_strings(payload).collect();
                 self.control(&args, reply)
             }

@@ -709,6 +709,7 @@ impl Restorer {
             open_txs,
             usage_total: 0,
             conn_bytes,
+            lu: None,
         };
         e.recount_usage();
         for d in self.usage_domids {

@@ -1,6 +1,7 @@
 //! Unit tests of the engine with exact replies: a harness that speaks the wire protocol.
 
 mod domains;
+mod live_update;
 mod memory;
 mod migrate;
 mod protocol;
@@ -33,7 +34,12 @@ pub struct TestPlatform {
     pub mem: Rc<RefCell<String>>,
     /// What `Platform::memory_low` answers.
     pub low: Rc<Cell<bool>>,
+    /// Live updates asked for: the image, the command line and the state stream.
+    pub updates: Rc<RefCell<Vec<Update>>>,
 }
+
+/// A live update handed to the host: image, command line, state stream.
+pub type Update = (Vec<u8>, Option<String>, Vec<u8>);
 
 impl Platform for TestPlatform {
     fn introduce(&mut self, conn: ConnId, domid: u32, _mfn: u64, _port: u32) -> Result<(), Error> {
@@ -64,6 +70,17 @@ impl Platform for TestPlatform {
     }
     fn memory_low(&self) -> bool {
         self.low.get()
+    }
+    fn live_update(
+        &mut self,
+        image: &[u8],
+        cmdline: Option<&str>,
+        state: &[u8],
+    ) -> Result<(), String> {
+        self.updates
+            .borrow_mut()
+            .push((image.to_vec(), cmdline.map(String::from), state.to_vec()));
+        Ok(())
     }
 }
 

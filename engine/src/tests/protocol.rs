@@ -548,12 +548,12 @@ outstanding     :        0\nmemory          :      111\n\0"
     );
     assert_eq!(
         h.one(c, ty::CONTROL, "help"),
-        Ok(
-            b"check           \nlog             [on|off]\nmemreport       [<file>]\n\
+        Ok(b"check           \nlog             [on|off]\n\
+live-update     [-c <cmdline>] [-F] [-t <timeout>] <file>\n    Default timeout is 60 seconds.\n\
+memreport       [<file>]\n\
 print           <string>\nquota           [set <name> <val>|<domid>]\n\
 quota-soft      [set <name> <val>]\nhelp            \n\0"
-                .to_vec()
-        )
+            .to_vec())
     );
     assert_eq!(
         h.one(c, ty::CONTROL, "memreport"),

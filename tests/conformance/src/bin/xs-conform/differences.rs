@@ -131,11 +131,11 @@ pub fn run(ctx: &Ctx, r: &mut Runner) {
         reply(
             "help",
             c.control(&["help"]),
-            val(
-                b"check           \nlog             [on|off]\nmemreport       [<file>]\n\
+            val(b"check           \nlog             [on|off]\n\
+                  live-update     [-c <cmdline>] [-F] [-t <timeout>] <file>\n    \
+                  Default timeout is 60 seconds.\nmemreport       [<file>]\n\
                   print           <string>\nquota           [set <name> <val>|<domid>]\n\
-                  quota-soft      [set <name> <val>]\nhelp            \n\0",
-            ),
+                  quota-soft      [set <name> <val>]\nhelp            \n\0"),
         )?;
         let report = String::from_utf8_lossy(&c.control(&["memreport"])?).into_owned();
         let body = report
