@@ -1,14 +1,15 @@
-# Stub domain, scale (issue 12): 16 and then 32 ferrostore guests started at once with
-# `xl create ... &` from dom0 (each runs the demo tour, 16 MiB, and powers itself off), then 16
-# more while two Linux guests spin on both pCPUs. Every `xl create` must succeed (libxl's
-# console wait must not time out), every guest must be gone afterwards, with no node of any
-# left in the store, and the stub must still serve with a clean console. Prints the wall time
-# of each round (the benchmark, scripts/bench-scale, compares servers; this asserts).
-# xen-run: --xenstore stub --timeout 600
+# scripts/bench-guests' scenario (run in dom0 by scripts/xen-run, with C xenstored in dom0 or
+# the ferrostore stub): 16 and then 32 ferrostore guests started at once with `xl create ... &`
+# (each runs the demo tour, 16 MiB, and powers itself off), then 16 more while two Linux
+# guests spin on both pCPUs. Per round: the wall time until every `xl create` returned, the
+# `xl create`s that failed (libxl's 10 s wait for the console tty timing out, issue 12), and
+# that every guest is gone afterwards. Then no guest's home may be left in the store and the
+# store must still serve. A line "BENCH <round> <ms> <failed>" per round.
+# xen-run: --timeout 600
 . /ferrostore/tests/boot/lib.sh
 
-# round NAME COUNT: starts COUNT guests NAME-1..COUNT at once; PASS if every xl create
-# returned 0 and every guest is gone within 120 s.
+# round NAME COUNT: starts COUNT guests NAME-1..COUNT at once; prints the BENCH line; PASS if
+# every guest is gone within 120 s.
 round() {
     _name=$1
     _n=$2
@@ -27,9 +28,9 @@ round() {
         [ "$(cat /tmp/"$_name-$_i".rc)" = 0 ] || _failed="$_failed $_name-$_i"
         _i=$((_i + 1))
     done
-    expect_eq "$_n guests at once: every xl create succeeded ($((_created - _start)) ms for all)" "" "$_failed"
+    echo "BENCH $_name $((_created - _start)) $(echo $_failed | wc -w)"
     for _f in $_failed; do
-        sed 's/^/    /' /tmp/"$_f".out
+        grep -m1 'libxl: error' /tmp/"$_f".out | sed "s/^/    $_f: /"
     done
     _left=""
     _i=1
@@ -62,8 +63,8 @@ round spin16 16
 check "xl destroy spin1" xl destroy spin1
 check "xl destroy spin2" xl destroy spin2
 
+stub=$(sed -n 's/^domid://p' /var/run/xen/xenstored.pid)
 expect_eq "no guest's home is left in the store" "" \
-    "$(xenstore-ls /local/domain | grep -E '^[0-9]+ = ' | grep -vE "^(0|$(sed -n 's/^domid://p' /var/run/xen/xenstored.pid)) = ")"
-check "the stub still serves dom0" xenstore-write /test/after ok
-stub_console_clean
+    "$(xenstore-ls /local/domain | grep -E '^[0-9]+ = ' | grep -vE "^(0|${stub:-0}) = ")"
+check "the store still serves dom0" xenstore-write /test/after ok
 finish
