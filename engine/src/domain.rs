@@ -34,6 +34,9 @@ pub trait Platform {
         let _ = (conn, domid, mfn, port);
         Err(Error::Nosys)
     }
+    /// Whether [`Platform::live_update`] can switch: only then does the engine write its
+    /// state stream for it (a host that cannot is built without that code).
+    const LIVE_UPDATE: bool = false;
     /// CONTROL `live-update -s`: replace this server by the checked kernel `image` (started
     /// with `cmdline`, or the current one), handing it `state`, the engine's migration stream.
     /// A host that switches does not return; `Ok` answers the request `OK`; an `Err` text is

@@ -156,7 +156,11 @@ impl<P: Platform> Engine<P> {
         let Some(session) = self.lu.take() else {
             return Ok("Not in live-update session.".into());
         };
-        let state = self.dump();
+        let state = if P::LIVE_UPDATE {
+            self.dump()
+        } else {
+            Vec::new()
+        };
         match self
             .platform
             .live_update(&session.image, session.cmdline.as_deref(), &state)

@@ -71,6 +71,7 @@ impl Platform for TestPlatform {
     fn memory_low(&self) -> bool {
         self.low.get()
     }
+    const LIVE_UPDATE: bool = true;
     fn live_update(
         &mut self,
         image: &[u8],
