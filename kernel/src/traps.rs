@@ -35,7 +35,7 @@ pub fn vector_name(vector: u64) -> &'static str {
 mod kernel {
     use super::vector_name;
     use crate::arch::{self, frame::TrapFrame};
-    use crate::hypercall::{self, ShutdownReason, TrapInfo, FLAT_KERNEL_CS, TI_MASK_EVENTS};
+    use crate::hypercall::{self, ShutdownReason, TrapInfo, TrapInfoFlags, FLAT_KERNEL_CS};
     use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
     extern "C" {
@@ -72,7 +72,7 @@ mod kernel {
     fn gate(vector: u8, dpl: u8, handler: arch::EntryPoint) -> TrapInfo {
         TrapInfo {
             vector,
-            flags: dpl | TI_MASK_EVENTS,
+            flags: dpl | TrapInfoFlags::MASK_EVENTS.bits(),
             cs: FLAT_KERNEL_CS,
             address: handler as usize as u64,
         }

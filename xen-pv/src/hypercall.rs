@@ -119,8 +119,14 @@ pub struct TrapInfo {
 }
 abi_size!(TrapInfo, 16);
 
-/// `TrapInfo::flags` bit: mask event delivery on entry (interrupt-gate semantics).
-pub const TI_MASK_EVENTS: u8 = 4;
+bitflags::bitflags! {
+    /// `TrapInfo::flags` above the gate's DPL (bits 0–1).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct TrapInfoFlags: u8 {
+        /// Mask event delivery on entry (interrupt-gate semantics).
+        const MASK_EVENTS = 1 << 2;
+    }
+}
 
 /// `CALLBACKOP_register`.
 pub const CALLBACKOP_REGISTER: u32 = 0;

@@ -3,8 +3,8 @@
 //! parent), mapping any machine frame at any VA and extending the 1:1 map at boot.
 
 use super::paging::{
-    frame_address, guest_may_map, make_pte, pte_mfn, pte_present, table_index, L1_PROT, L1_PROT_RO,
-    PAGE_SIZE, TABLE_PROT,
+    frame_address, guest_may_map, make_pte, pte_mfn, pte_present, table_index, ENTRIES, L1_PROT,
+    L1_PROT_RO, PAGE_SIZE, TABLE_PROT,
 };
 use super::{alloc_frame, pfn_to_mfn, pfn_to_va, va_to_pfn, MmError};
 use crate::arch::mfn_to_pfn;
@@ -126,7 +126,8 @@ pub(super) fn extend_direct_map(nr_pages: u64) -> Result<u64, MmError> {
     let mut pfn = 0;
     while pfn < nr_pages {
         let va = pfn_to_va(pfn);
-        let chunk_end = (pfn | 511) + 1;
+        // The first PFN the next L1 table maps.
+        let chunk_end = (pfn | (ENTRIES as u64 - 1)) + 1;
         let end = chunk_end.min(nr_pages);
         if (pfn..end).all(|p| lookup(pfn_to_va(p)).is_some()) {
             pfn = end;
