@@ -96,3 +96,22 @@ pub(crate) struct Domain {
     /// When the credit was last updated (ms).
     pub wrl_stamp: u64,
 }
+
+impl Domain {
+    /// A domain not introduced yet, created at generation `gen` with `quotas`, its write
+    /// credit stamped `wrl_stamp`.
+    pub fn new(gen: u64, quotas: Quotas, wrl_stamp: u64) -> Domain {
+        Domain {
+            gen,
+            conn: None,
+            mfn: 0,
+            port: 0,
+            shutdown_reported: false,
+            quotas,
+            features: FEATURES,
+            target: None,
+            wrl_credit: 0,
+            wrl_stamp,
+        }
+    }
+}

@@ -9,18 +9,9 @@ impl<P: Platform> Engine<P> {
         // Strictly newer than every node written so far (domid-reuse checks).
         self.generation += 1;
         let gen = self.generation;
-        self.domains.entry(domid).or_insert(Domain {
-            gen,
-            conn: None,
-            mfn: 0,
-            port: 0,
-            shutdown_reported: false,
-            quotas,
-            features: FEATURES,
-            target: None,
-            wrl_credit: 0,
-            wrl_stamp: now,
-        })
+        self.domains
+            .entry(domid)
+            .or_insert_with(|| Domain::new(gen, quotas, now))
     }
 
     /// Makes sure a domain struct exists for `domid` if the platform says it exists.

@@ -240,18 +240,9 @@ impl Restorer {
     /// The domain `domid`, made with the defaults a stream without ferrostore records gets.
     fn domain_mut(&mut self, domid: u32) -> &mut Domain {
         let quotas = self.cfg.quotas;
-        self.domains.entry(domid).or_insert(Domain {
-            gen: 0,
-            conn: None,
-            mfn: 0,
-            port: 0,
-            shutdown_reported: false,
-            quotas,
-            features: FEATURES,
-            target: None,
-            wrl_credit: 0,
-            wrl_stamp: 0,
-        })
+        self.domains
+            .entry(domid)
+            .or_insert_with(|| Domain::new(0, quotas, 0))
     }
 
     fn domain(&mut self, b: &mut Body<'_>) -> Result<(), RestoreError> {
