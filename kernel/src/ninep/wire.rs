@@ -338,18 +338,20 @@ pub fn decode(msg: &[u8], sent: u8, tag: u16) -> Result<Reply, WireError> {
     Ok(reply)
 }
 
+/// A whole message of type `ty` with `tag` and `body` (host tests play the server with it).
+#[cfg(test)]
+pub(crate) fn reply(ty: u8, tag: u16, body: &[u8]) -> Vec<u8> {
+    let mut m = ((HEADER_LEN + body.len()) as u32).to_le_bytes().to_vec();
+    m.push(ty);
+    m.extend_from_slice(&tag.to_le_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::vec;
-
-    fn reply(ty: u8, tag: u16, body: &[u8]) -> Vec<u8> {
-        let mut m = ((HEADER_LEN + body.len()) as u32).to_le_bytes().to_vec();
-        m.push(ty);
-        m.extend_from_slice(&tag.to_le_bytes());
-        m.extend_from_slice(body);
-        m
-    }
 
     #[test]
     fn requests_encode_as_9p2000u() {

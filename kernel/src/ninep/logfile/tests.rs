@@ -1,7 +1,7 @@
 //! The log session against a fake 9P server holding files in memory.
 
 use super::*;
-use crate::ninep::wire::{op, HEADER_LEN};
+use crate::ninep::wire::{op, reply};
 use alloc::collections::BTreeMap;
 use alloc::vec;
 
@@ -30,14 +30,6 @@ fn str_at(m: &[u8], at: usize) -> (String, usize) {
         String::from_utf8(m[at + 2..at + 2 + n].to_vec()).unwrap(),
         at + 2 + n,
     )
-}
-
-fn reply(ty: u8, tag: u16, body: &[u8]) -> Vec<u8> {
-    let mut m = ((HEADER_LEN + body.len()) as u32).to_le_bytes().to_vec();
-    m.push(ty);
-    m.extend_from_slice(&tag.to_le_bytes());
-    m.extend_from_slice(body);
-    m
 }
 
 fn error(tag: u16, errno: u32) -> Vec<u8> {
