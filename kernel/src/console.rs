@@ -1,7 +1,7 @@
 //! The PV console: a driver for the `xencons_interface` ring shared with xenconsoled (found via
 //! `start_info.console`), `print!`/`println!` and levelled log macros on top of it. Output turns
-//! `\n` into `\r\n`, notifies the backend over the console event channel, and waits (yielding
-//! the CPU to Xen) instead of dropping bytes when the 2 KiB ring is full — unless the backend
+//! `\n` into `\r\n`, notifies the backend over the console event channel, and sleeps on that
+//! channel instead of dropping bytes when the 2 KiB ring is full — unless the backend
 //! consumes nothing for [`STALL_NS`] (no xenconsoled yet), then bytes are dropped and counted
 //! until it reads again, so the kernel never hangs on its console.
 
@@ -63,6 +63,9 @@ pub fn crlf(s: &str, mut emit: impl FnMut(&[u8])) {
 /// example a xenstore stub domain whose xenconsoled cannot start until it serves xenstore).
 pub const STALL_NS: u64 = 5_000_000_000;
 
+/// The longest a writer sleeps on a full ring before it looks again.
+pub const WAIT_POLL_NS: u64 = 10_000_000;
+
 /// Decides, each time the output ring is found full, whether to keep waiting for the backend
 /// or drop the byte: a writer waits as long as the backend makes progress, gives up after
 /// [`STALL_NS`] without any, and then drops at once until the backend consumes again.
@@ -119,7 +122,7 @@ pub use kernel::*;
 
 #[cfg(target_os = "none")]
 mod kernel {
-    use super::{crlf, out_space, Level, StallDetector, OUT_RING_SIZE};
+    use super::{crlf, out_space, Level, StallDetector, OUT_RING_SIZE, WAIT_POLL_NS};
     use crate::events::{self, Port};
     use crate::hypercall;
     use crate::mm::SharedPage;
@@ -156,12 +159,22 @@ mod kernel {
                         DROPPED.fetch_add(1, Ordering::Relaxed);
                         continue 'bytes;
                     }
-                    // Ring full: publish, kick the backend and give it the CPU until it drains.
+                    // Ring full: publish, kick the backend and sleep until it signals that it
+                    // consumed (xenconsoled notifies after reading) or a poll interval passes.
+                    // Sleeping, not yielding: a writer spinning on yield takes the CPU from
+                    // the very backend it waits for when many domains share few CPUs.
                     FULL_WAITS.fetch_add(1, Ordering::Relaxed);
                     SharedPage::fence();
                     page.atomic_store_u32(OUT_PROD, prod, Ordering::Release);
+                    events::clear_pending(self.port);
                     self.notify();
-                    hypercall::sched_yield();
+                    let cons_now = page.atomic_load_u32(OUT_CONS, Ordering::Acquire);
+                    if out_space(cons_now, prod) == 0 {
+                        let deadline = time::now_ns().saturating_add(WAIT_POLL_NS);
+                        if hypercall::sched_poll(self.port, deadline).is_err() {
+                            hypercall::sched_yield();
+                        }
+                    }
                 }
                 let slot = (prod & (OUT_RING_SIZE - 1)) as usize;
                 page.write_u8(OUT + slot, b);

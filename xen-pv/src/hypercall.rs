@@ -326,6 +326,7 @@ pub mod schedop {
     pub const YIELD: u32 = 0;
     pub const BLOCK: u32 = 1;
     pub const SHUTDOWN: u32 = 2;
+    pub const POLL: u32 = 3;
 }
 
 /// `SHUTDOWN_*` reasons.
@@ -343,6 +344,16 @@ pub enum ShutdownReason {
 #[derive(Clone, Copy, Debug)]
 pub struct SchedShutdown {
     pub reason: u32,
+}
+
+/// `struct sched_poll`: the ports to wait on and the system time to give up at (0: never).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SchedPoll {
+    pub ports: u64,
+    pub nr_ports: u32,
+    pub pad: u32,
+    pub timeout: u64,
 }
 
 // ----- event channels --------------------------------------------------------------------------
@@ -756,6 +767,20 @@ mod calls {
     pub fn sched_block() {
         // SAFETY: no memory argument.
         unsafe { hypercall5(nr::SCHED_OP, schedop::BLOCK.into(), 0, 0, 0, 0) };
+    }
+
+    /// `sched_op(SCHEDOP_poll)`: blocks until `port` is pending or system time reaches
+    /// `deadline_ns`, whether or not events are masked (the upcall mask is left as it is).
+    pub fn sched_poll(port: u32, deadline_ns: u64) -> Result<(), Errno> {
+        let ports = [port];
+        let arg = SchedPoll {
+            ports: ports.as_ptr() as u64,
+            nr_ports: 1,
+            pad: 0,
+            timeout: deadline_ns,
+        };
+        // SAFETY: Xen reads the struct and the one port it points to, both live for the call.
+        unsafe { hc(nr::SCHED_OP, schedop::POLL.into(), ptr(&arg), 0, 0) }.map(drop)
     }
 
     /// `sched_op(SCHEDOP_shutdown, reason)`: does not return for poweroff/crash.
