@@ -29,6 +29,7 @@ mod live_update;
 
 pub use live_update::check_image;
 mod restore;
+mod trace;
 mod transactions;
 mod watch;
 
@@ -243,6 +244,12 @@ impl<P: Platform> Engine<P> {
     }
 
     fn process(&mut self, conn: ConnId, h: Header, payload: &[u8]) {
+        if self.logging {
+            if let Some(Some(c)) = self.conns.get(conn) {
+                let line = trace::request("IN ", c.domid, h, payload);
+                self.platform.log(&line);
+            }
+        }
         let mut reply = Vec::new();
         let mut changes = Vec::new();
         let res = self.dispatch(conn, h, payload, &mut reply, &mut changes);

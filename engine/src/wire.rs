@@ -43,6 +43,43 @@ pub mod ty {
     pub const SET_QUOTA: u32 = 26;
 }
 
+/// The name of message type `t` (`"WRITE"`), as xenstore's headers spell it.
+pub fn type_name(t: u32) -> Option<&'static str> {
+    const NAMES: [&str; 27] = [
+        "CONTROL",
+        "DIRECTORY",
+        "READ",
+        "GET_PERMS",
+        "WATCH",
+        "UNWATCH",
+        "TRANSACTION_START",
+        "TRANSACTION_END",
+        "INTRODUCE",
+        "RELEASE",
+        "GET_DOMAIN_PATH",
+        "WRITE",
+        "MKDIR",
+        "RM",
+        "SET_PERMS",
+        "WATCH_EVENT",
+        "ERROR",
+        "IS_DOMAIN_INTRODUCED",
+        "RESUME",
+        "SET_TARGET",
+        "",
+        "RESET_WATCHES",
+        "DIRECTORY_PART",
+        "GET_FEATURE",
+        "SET_FEATURE",
+        "GET_QUOTA",
+        "SET_QUOTA",
+    ];
+    NAMES
+        .get(usize::try_from(t).ok()?)
+        .copied()
+        .filter(|n| !n.is_empty())
+}
+
 /// A message header. All fields are little-endian u32 on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {

@@ -359,6 +359,14 @@ impl<P: Platform> Engine<P> {
                 ));
             }
         }
+        if self.logging {
+            let domid = c.domid;
+            let line = super::trace::line(if event { "EVT" } else { "OUT" }, domid, &data);
+            self.platform.log(&line);
+        }
+        let Some(Some(c)) = self.conns.get_mut(conn) else {
+            return;
+        };
         let data: Rc<[u8]> = Rc::from(data);
         if event {
             *c.queued_events.entry(data.clone()).or_insert(0) += 1;

@@ -499,6 +499,55 @@ fn reset_watches_drops_watches_and_transactions_even_inside_one() {
     );
 }
 
+/// The harness's trace lines with request ids blanked (the harness numbers its requests).
+fn traced(h: &H) -> Vec<String> {
+    h.p.log
+        .borrow()
+        .iter()
+        .map(|l| {
+            let mut w: Vec<&str> = l.split(' ').collect();
+            if let Some(i) = w.iter().position(|x| *x == "id") {
+                if let Some(n) = w.get_mut(i + 1) {
+                    *n = "_";
+                }
+            }
+            w.join(" ")
+        })
+        .collect()
+}
+
+#[test]
+fn log_on_traces_requests_replies_and_events_until_log_off() {
+    let mut h = H::new();
+    let c = h.dom0();
+    let g = h.guest(3);
+    assert_eq!(
+        h.call(c, ty::WATCH, 0, &z(&[b"/a", b"t"])),
+        Ok(b"OK\0".to_vec())
+    );
+    h.drain(c);
+    assert_eq!(h.args(c, ty::CONTROL, &["log", "on"]), Ok(b"OK\0".to_vec()));
+    h.p.log.borrow_mut().clear();
+    assert_eq!(h.call(c, ty::WRITE, 0, b"/a\0v"), Ok(b"OK\0".to_vec()));
+    assert_eq!(h.call(g, ty::READ, 0, b"/b\0"), Err("EACCES".into()));
+    assert_eq!(
+        h.args(c, ty::CONTROL, &["log", "off"]),
+        Ok(b"OK\0".to_vec())
+    );
+    assert_eq!(h.call(c, ty::READ, 0, b"/a\0"), Ok(b"v".to_vec()));
+    assert_eq!(
+        traced(&h),
+        [
+            "IN  dom0 WRITE id _ tx 0 (/a v)",
+            "EVT dom0 WATCH_EVENT id _ tx 0 (/a t )",
+            "OUT dom0 WRITE id _ tx 0 (OK )",
+            "IN  dom3 READ id _ tx 0 (/b )",
+            "OUT dom3 ERROR id _ tx 0 (EACCES )",
+            "IN  dom0 CONTROL id _ tx 0 (log off )",
+        ]
+    );
+}
+
 #[test]
 fn control_commands() {
     let mut h = H::new();
@@ -513,7 +562,14 @@ fn control_commands() {
         h.args(c, ty::CONTROL, &["print", "hello"]),
         Ok(b"OK\0".to_vec())
     );
-    assert_eq!(h.p.log.borrow().as_slice(), ["hello"]);
+    assert_eq!(
+        traced(&h),
+        [
+            "OUT dom0 CONTROL id _ tx 0 (OK )",
+            "IN  dom0 CONTROL id _ tx 0 (log off )",
+            "hello"
+        ]
+    );
     assert_eq!(
         h.one(c, ty::CONTROL, "quota"),
         Ok(b"Quota settings:\n\
