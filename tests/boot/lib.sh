@@ -214,3 +214,72 @@ wait_domain_state() {
     xl list 2>&1 | sed 's/^/    /'
     return 1
 }
+
+# Added for many guests at once (tests/boot/stub-many-guests.sh, scripts/bench-guests):
+#   guests_at_once NAME COUNT       starts ferrostore guests NAME-1..COUNT (demo tour, 16 MiB,
+#                                   poweroff) with one `xl create ... &` each, waits for every
+#                                   `xl create`, prints "BENCH NAME <ms> <failed>" and each
+#                                   failure's first libxl error, then waits (120 s at most)
+#                                   until every guest is gone. Sets GUESTS_FAILED (how many
+#                                   `xl create`s failed) and GUESTS_LEFT (names not gone).
+#   spinners_start                  starts two Linux guests spin1, spin2, each with one vCPU
+#                                   per pCPU busy in a loop; PASS/FAIL per guest
+#   spinners_stop                   destroys them; PASS/FAIL per guest
+guests_at_once() {
+    _start=$(uptime_ms)
+    _i=1
+    while [ "$_i" -le "$2" ]; do
+        _cfg=$(ferrostore_guest "$1-$_i" demo)
+        (xl create "$_cfg" >/tmp/"$1-$_i".out 2>&1; echo $? >/tmp/"$1-$_i".rc) &
+        _i=$((_i + 1))
+    done
+    wait
+    _created=$(uptime_ms)
+    GUESTS_FAILED=0
+    _i=1
+    while [ "$_i" -le "$2" ]; do
+        if [ "$(cat /tmp/"$1-$_i".rc)" != 0 ]; then
+            GUESTS_FAILED=$((GUESTS_FAILED + 1))
+            grep -m1 'libxl: error' /tmp/"$1-$_i".out | sed "s/^/    $1-$_i: /"
+        fi
+        _i=$((_i + 1))
+    done
+    echo "BENCH $1 $((_created - _start)) $GUESTS_FAILED"
+    GUESTS_LEFT=""
+    _i=1
+    while [ "$_i" -le "$2" ]; do
+        wait_domain_gone "$1-$_i" 120 >/dev/null || GUESTS_LEFT="$GUESTS_LEFT $1-$_i"
+        _i=$((_i + 1))
+    done
+}
+
+spinners_start() {
+    _cpus=$(xl info | sed -n 's/^nr_cpus *: *//p')
+    _cpus=${_cpus:-2}
+    _loops=""
+    _i=1
+    while [ "$_i" -lt "$_cpus" ]; do
+        _loops="$_loops(while :; do :; done) & "
+        _i=$((_i + 1))
+    done
+    for _s in spin1 spin2; do
+        cat >/tmp/$_s.cfg <<CFG
+name = "$_s"
+type = "pv"
+kernel = "/ferrostore/guest/vmlinuz"
+ramdisk = "/ferrostore/guest/guest-initrd.gz"
+memory = 128
+vcpus = $_cpus
+extra = "console=hvc0 quiet -- ${_loops}while :; do :; done"
+on_poweroff = "destroy"
+CFG
+        check "xl create $_s (spins on $_cpus vCPUs)" xl create /tmp/$_s.cfg
+    done
+    # Let them reach their loops before timing anything.
+    sleep 5
+}
+
+spinners_stop() {
+    check "xl destroy spin1" xl destroy spin1
+    check "xl destroy spin2" xl destroy spin2
+}
