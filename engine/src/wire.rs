@@ -66,7 +66,7 @@ pub fn type_name(t: u32) -> Option<&'static str> {
         "IS_DOMAIN_INTRODUCED",
         "RESUME",
         "SET_TARGET",
-        "",
+        "RESTRICT",
         "RESET_WATCHES",
         "DIRECTORY_PART",
         "GET_FEATURE",
@@ -74,10 +74,7 @@ pub fn type_name(t: u32) -> Option<&'static str> {
         "GET_QUOTA",
         "SET_QUOTA",
     ];
-    NAMES
-        .get(usize::try_from(t).ok()?)
-        .copied()
-        .filter(|n| !n.is_empty())
+    NAMES.get(usize::try_from(t).ok()?).copied()
 }
 
 /// A message header. All fields are little-endian u32 on the wire.

@@ -132,40 +132,9 @@ pub fn show(bytes: &[u8]) -> String {
     s
 }
 
-/// The protocol name of a type number.
+/// The protocol name of a type number (the engine's table), `TYPE<n>` for an unknown one.
 pub fn type_name(ty: u32) -> String {
-    const NAMES: [&str; 27] = [
-        "CONTROL",
-        "DIRECTORY",
-        "READ",
-        "GET_PERMS",
-        "WATCH",
-        "UNWATCH",
-        "TRANSACTION_START",
-        "TRANSACTION_END",
-        "INTRODUCE",
-        "RELEASE",
-        "GET_DOMAIN_PATH",
-        "WRITE",
-        "MKDIR",
-        "RM",
-        "SET_PERMS",
-        "WATCH_EVENT",
-        "ERROR",
-        "IS_DOMAIN_INTRODUCED",
-        "RESUME",
-        "SET_TARGET",
-        "RESTRICT",
-        "RESET_WATCHES",
-        "DIRECTORY_PART",
-        "GET_FEATURE",
-        "SET_FEATURE",
-        "GET_QUOTA",
-        "SET_QUOTA",
-    ];
-    NAMES
-        .get(ty as usize)
-        .map_or_else(|| format!("TYPE{ty}"), |n| (*n).to_string())
+    xenstore_engine::wire::type_name(ty).map_or_else(|| format!("TYPE{ty}"), String::from)
 }
 
 #[cfg(test)]
