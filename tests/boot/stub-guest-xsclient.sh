@@ -49,8 +49,11 @@ xsclient: done" "$(printf '%s\n' "$out" | sed -E 's/\(port [0-9]+\)/(port <n>)/;
     s/\([0-9]+ in flight/(<n> in flight/; s/[0-9]+ (requests|watch events|ring-full waits|split replies|stray)/<n> \1/g')"
 expect_match "four requests were in flight together" '^xsclient: 4 threads x 25 write\+read pairs, all replies matched \(4 in flight at most\)$' "$out"
 expect_match "the timed-out wait lasted 200..999 ms" '^xsclient: read_watch timed out after [2-9][0-9][0-9] ms' "$out"
-expect_match "stats: the 1800-byte request waited for ring space, a reply came in pieces, no stray reply" \
-    '^xsclient: stats: [0-9]+ requests, [0-9]+ watch events, [1-9][0-9]* ring-full waits, [1-9][0-9]* split replies, 0 stray$' "$out"
+# Whether the 1800-byte reply is taken in one pump or several depends on whether the stub
+# refills the ring while the guest is still reading (it does when it runs on the other pCPU
+# at once), so the split-reply count is not asserted; the value's crossing is, above.
+expect_match "stats: the 1800-byte request waited for ring space, no stray reply" \
+    '^xsclient: stats: [0-9]+ requests, [0-9]+ watch events, [1-9][0-9]* ring-full waits, [0-9]+ split replies, 0 stray$' "$out"
 if wait_domain_gone $name 30; then
     pass "domain gone after poweroff"
 else
