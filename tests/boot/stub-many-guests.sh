@@ -5,7 +5,7 @@
 # and be gone, no guest's home may be left in the store, and the store must still serve.
 # scripts/bench-guests runs this scenario under C xenstored and under the stub and prints the
 # "BENCH <round> <ms> <failed>" lines side by side.
-# scripts/test: by name only (not yet robust: in about one 32-guest round in twelve, libxl
+# scripts/test: by name only (not yet robust: in one 32-guest round of 24 so far, libxl
 # timed out on one guest's console tty even with xen-config/dom0.conf; issue 12)
 # xen-run: --xenstore stub --timeout 480
 . /ferrostore/tests/boot/lib.sh
