@@ -1,26 +1,29 @@
 //! The store: a persistent (copy-on-write) tree of reference-counted nodes.
 //!
 //! Cloning a [`Tree`] is O(1) (it shares every node); a mutation copies only the nodes on the
-//! path to the change that are still shared (`Rc::make_mut`). Children keep their creation
-//! order (as C xenstored lists them) through a per-parent sequence number. All walks are
-//! iterative, including `Drop`, so a guest-built 1000-level chain cannot exhaust the stack.
+//! path to the change that are still shared (`Arc::make_mut`). Children keep their creation
+//! order (as C xenstored lists them). All walks are iterative, including `Drop`, so a
+//! guest-built 1000-level chain cannot exhaust the stack.
 //!
 //! Nodes are kept small, as a store holds many: short names and values are stored inline,
 //! permission lists are shared with the parent they were inherited from, a node without
-//! children pays one pointer for its (absent) child map, and small directories keep their
-//! children in a sorted list rather than a B-tree map.
+//! children pays one pointer for its (absent) child map, small directories keep their
+//! children in a list in creation order (with a sorted index of 2 bytes per child beyond a
+//! few) rather than a B-tree map, lists grow by an eighth, and nodes are counted with
+//! `triomphe::Arc`, whose 8-byte header (no weak count) lets a node and its count fit a
+//! 64-byte allocation.
 
 use crate::path::components;
 use crate::perms::Perms;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
-use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::borrow::Borrow;
 use core::cmp::Ordering;
 use core::mem;
 use core::ops::Deref;
+use triomphe::Arc;
 
 /// Longest byte string a [`Bytes`] keeps inline (it is then 24 bytes, like a `Vec`).
 const INLINE: usize = 22;
@@ -109,8 +112,6 @@ pub struct Node {
     pub perms: Perms,
     /// Generation stamp of the last change of this node.
     pub generation: u64,
-    /// Creation order among its siblings.
-    seq: u64,
     /// The children, absent while there are none.
     dir: Option<Box<Dir>>,
 }
@@ -119,101 +120,205 @@ pub struct Node {
 #[derive(Clone)]
 struct Dir {
     children: Children,
-    next_seq: u64,
     child_bytes: usize,
 }
 
-/// Most children a sorted list holds: beyond, a B-tree map keeps insertion and removal
-/// logarithmic.
+/// Most children a list holds: beyond, a B-tree map keeps insertion and removal logarithmic.
 const LIST_MAX: usize = 256;
 
-/// A node's children by name.
+/// Children a list searches one by one before it keeps a sorted index.
+const LIST_SCAN: usize = 8;
+
+/// A node's children by name, in creation order (as C xenstored lists them).
 #[derive(Clone)]
 enum Children {
-    /// Sorted by name: compact, for the common small directory.
-    List(Vec<(Bytes, Rc<Node>)>),
-    /// Once a directory has had more than [`LIST_MAX`] children.
-    Map(BTreeMap<Bytes, Rc<Node>>),
+    /// The common small directory: `entries` in creation order; once there are more than
+    /// [`LIST_SCAN`], `by_name` holds their positions sorted by name.
+    List {
+        entries: Vec<(Bytes, Arc<Node>)>,
+        by_name: Vec<u16>,
+    },
+    /// Once a directory has had more than [`LIST_MAX`] children: by name, each with its
+    /// creation sequence number.
+    Map {
+        map: BTreeMap<Bytes, (u64, Arc<Node>)>,
+        next_seq: u64,
+    },
+}
+
+/// Makes room for one more element, growing by an eighth rather than doubling: a store
+/// holds many small directories, and inserting into a sorted list is linear anyway.
+fn grow<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.len() / 8).max(1));
+    }
 }
 
 impl Children {
-    fn position(list: &[(Bytes, Rc<Node>)], name: &[u8]) -> Result<usize, usize> {
-        list.binary_search_by(|e| (*e.0).cmp(name))
-    }
-
-    fn get(&self, name: &[u8]) -> Option<&Rc<Node>> {
-        match self {
-            Children::List(v) => v.get(Self::position(v, name).ok()?).map(|e| &e.1),
-            Children::Map(m) => m.get(name),
+    fn new() -> Children {
+        Children::List {
+            entries: Vec::new(),
+            by_name: Vec::new(),
         }
     }
 
-    fn get_mut(&mut self, name: &[u8]) -> Option<&mut Rc<Node>> {
+    /// Where `name` is in a list: `Ok(position in entries)`, or `Err(where its index entry
+    /// goes)` if absent.
+    fn find(entries: &[(Bytes, Arc<Node>)], by_name: &[u16], name: &[u8]) -> Result<usize, usize> {
+        if by_name.is_empty() {
+            return entries
+                .iter()
+                .position(|e| *e.0 == *name)
+                .ok_or(entries.len());
+        }
+        let key = |i: &u16| entries.get(usize::from(*i)).map(|e| &*e.0);
+        match by_name.binary_search_by(|i| key(i).cmp(&Some(name))) {
+            Ok(p) => by_name.get(p).map(|i| usize::from(*i)).ok_or(0),
+            Err(p) => Err(p),
+        }
+    }
+
+    fn get(&self, name: &[u8]) -> Option<&Arc<Node>> {
         match self {
-            Children::List(v) => {
-                let i = Self::position(v, name).ok()?;
-                v.get_mut(i).map(|e| &mut e.1)
+            Children::List { entries, by_name } => {
+                let i = Self::find(entries, by_name, name).ok()?;
+                entries.get(i).map(|e| &e.1)
             }
-            Children::Map(m) => m.get_mut(name),
+            Children::Map { map, .. } => map.get(name).map(|e| &e.1),
         }
     }
 
-    /// Adds (or replaces) a child.
-    fn insert(&mut self, name: Bytes, node: Rc<Node>) {
+    fn get_mut(&mut self, name: &[u8]) -> Option<&mut Arc<Node>> {
         match self {
-            Children::List(v) if v.len() < LIST_MAX => match Self::position(v, &name) {
-                Ok(i) => {
-                    if let Some(e) = v.get_mut(i) {
-                        e.1 = node;
+            Children::List { entries, by_name } => {
+                let i = Self::find(entries, by_name, name).ok()?;
+                entries.get_mut(i).map(|e| &mut e.1)
+            }
+            Children::Map { map, .. } => map.get_mut(name).map(|e| &mut e.1),
+        }
+    }
+
+    /// Adds a child as the newest; one of the same name is replaced.
+    fn insert(&mut self, name: Bytes, node: Arc<Node>) {
+        self.remove(&name);
+        match self {
+            Children::List { entries, by_name } if entries.len() < LIST_MAX => {
+                if entries.len() == LIST_SCAN && by_name.is_empty() {
+                    let mut idx: Vec<u16> = (0..LIST_SCAN as u16).collect();
+                    idx.sort_unstable_by(|a, b| {
+                        let key = |i: &u16| entries.get(usize::from(*i)).map(|e| &*e.0);
+                        key(a).cmp(&key(b))
+                    });
+                    *by_name = idx;
+                }
+                if !by_name.is_empty() {
+                    if let (Err(p), Ok(i)) = (
+                        Self::find(entries, by_name, &name),
+                        u16::try_from(entries.len()),
+                    ) {
+                        grow(by_name);
+                        by_name.insert(p, i);
                     }
                 }
-                Err(i) => v.insert(i, (name, node)),
-            },
-            Children::List(v) => {
-                let mut m: BTreeMap<Bytes, Rc<Node>> = mem::take(v).into_iter().collect();
-                m.insert(name, node);
-                *self = Children::Map(m);
+                grow(entries);
+                entries.push((name, node));
             }
-            Children::Map(m) => {
-                m.insert(name, node);
+            Children::List { entries, .. } => {
+                let mut map: BTreeMap<Bytes, (u64, Arc<Node>)> = BTreeMap::new();
+                let mut next_seq = 0;
+                for (k, c) in mem::take(entries) {
+                    map.insert(k, (next_seq, c));
+                    next_seq += 1;
+                }
+                map.insert(name, (next_seq, node));
+                *self = Children::Map {
+                    map,
+                    next_seq: next_seq + 1,
+                };
+            }
+            Children::Map { map, next_seq } => {
+                map.insert(name, (*next_seq, node));
+                *next_seq += 1;
             }
         }
     }
 
-    fn remove(&mut self, name: &[u8]) -> Option<Rc<Node>> {
+    fn remove(&mut self, name: &[u8]) -> Option<Arc<Node>> {
         match self {
-            Children::List(v) => {
-                let i = Self::position(v, name).ok()?;
-                Some(v.remove(i).1)
+            Children::List { entries, by_name } => {
+                let i = Self::find(entries, by_name, name).ok()?;
+                if !by_name.is_empty() {
+                    by_name.retain(|&j| usize::from(j) != i);
+                    for j in by_name.iter_mut() {
+                        if usize::from(*j) > i {
+                            *j -= 1;
+                        }
+                    }
+                }
+                (i < entries.len()).then(|| entries.remove(i).1)
             }
-            Children::Map(m) => m.remove(name),
+            Children::Map { map, .. } => map.remove(name).map(|e| e.1),
         }
     }
 
     fn is_empty(&self) -> bool {
         match self {
-            Children::List(v) => v.is_empty(),
-            Children::Map(m) => m.is_empty(),
+            Children::List { entries, .. } => entries.is_empty(),
+            Children::Map { map, .. } => map.is_empty(),
         }
     }
 
-    /// Name and node of each child, in name order.
-    fn iter(&self) -> impl Iterator<Item = (&Bytes, &Rc<Node>)> {
-        let (list, map) = match self {
-            Children::List(v) => (v.as_slice(), None),
-            Children::Map(m) => (&[][..], Some(m)),
-        };
-        list.iter()
-            .map(|(k, c)| (k, c))
-            .chain(map.into_iter().flatten())
+    /// Name and node of each child, in creation order.
+    fn in_order(&self) -> Vec<(&Bytes, &Arc<Node>)> {
+        match self {
+            Children::List { entries, .. } => entries.iter().map(|(k, c)| (k, c)).collect(),
+            Children::Map { map, .. } => {
+                let mut v: Vec<(u64, &Bytes, &Arc<Node>)> =
+                    map.iter().map(|(k, (seq, c))| (*seq, k, c)).collect();
+                v.sort_unstable_by_key(|e| e.0);
+                v.into_iter().map(|(_, k, c)| (k, c)).collect()
+            }
+        }
     }
 
-    fn into_nodes(self) -> impl Iterator<Item = Rc<Node>> {
+    /// Checks the bookkeeping: names unique, the index a sorted permutation of the list,
+    /// sequence numbers unique and below the next.
+    fn consistent(&self) -> bool {
+        match self {
+            Children::List { entries, by_name } => {
+                let key = |i: &u16| entries.get(usize::from(*i)).map(|e| &*e.0);
+                let mut seen = alloc::vec![false; entries.len()];
+                let index_ok = by_name.is_empty() && entries.len() <= LIST_SCAN
+                    || by_name.len() == entries.len()
+                        && by_name.iter().all(|i| {
+                            seen.get_mut(usize::from(*i))
+                                .is_some_and(|s| !mem::replace(s, true))
+                        })
+                        && by_name.windows(2).all(|w| match w {
+                            [a, b] => key(a) < key(b),
+                            _ => true,
+                        });
+                let mut names: Vec<&[u8]> = entries.iter().map(|e| &*e.0).collect();
+                names.sort_unstable();
+                index_ok && names.windows(2).all(|w| w.first() != w.get(1))
+            }
+            Children::Map { map, next_seq } => {
+                let mut seqs: Vec<u64> = map.values().map(|e| e.0).collect();
+                seqs.sort_unstable();
+                seqs.windows(2).all(|w| w.first() != w.get(1))
+                    && seqs.last().is_none_or(|s| s < next_seq)
+            }
+        }
+    }
+
+    fn into_nodes(self) -> impl Iterator<Item = Arc<Node>> {
         let (list, map) = match self {
-            Children::List(v) => (v, BTreeMap::new()),
-            Children::Map(m) => (Vec::new(), m),
+            Children::List { entries, .. } => (entries, BTreeMap::new()),
+            Children::Map { map, .. } => (Vec::new(), map),
         };
-        list.into_iter().map(|e| e.1).chain(map.into_values())
+        list.into_iter()
+            .map(|e| e.1)
+            .chain(map.into_values().map(|e| e.1))
     }
 }
 
@@ -223,7 +328,6 @@ impl Clone for Node {
             value: self.value.clone(),
             perms: self.perms.share(),
             generation: self.generation,
-            seq: self.seq,
             dir: self.dir.clone(),
         }
     }
@@ -243,7 +347,6 @@ impl Node {
             value: Bytes::from(value),
             perms: perms.into(),
             generation,
-            seq: 0,
             dir: None,
         }
     }
@@ -252,15 +355,13 @@ impl Node {
     /// generation and child list (names and order), without keeping the subtrees alive.
     pub fn shallow(&self) -> Node {
         let dir = self.dir.as_ref().map(|d| {
-            let mut children = Children::List(Vec::new());
-            for (name, c) in d.children.iter() {
-                let mut leaf = Node::new(Vec::new(), c.perms.share(), c.generation);
-                leaf.seq = c.seq;
-                children.insert(name.clone(), Rc::new(leaf));
+            let mut children = Children::new();
+            for (name, c) in d.children.in_order() {
+                let leaf = Node::new(Vec::new(), c.perms.share(), c.generation);
+                children.insert(name.clone(), Arc::new(leaf));
             }
             Box::new(Dir {
                 children,
-                next_seq: d.next_seq,
                 child_bytes: d.child_bytes,
             })
         });
@@ -268,7 +369,6 @@ impl Node {
             value: self.value.clone(),
             perms: self.perms.share(),
             generation: self.generation,
-            seq: self.seq,
             dir,
         }
     }
@@ -281,13 +381,6 @@ impl Node {
             node.add_child(name, Node::new(Vec::new(), perms.share(), generation));
         }
         node
-    }
-
-    /// The children: name and node, in name order.
-    fn children(&self) -> impl Iterator<Item = (&[u8], &Node)> {
-        self.dir
-            .iter()
-            .flat_map(|d| d.children.iter().map(|(k, c)| (&**k, &**c)))
     }
 
     /// The named child.
@@ -309,10 +402,13 @@ impl Node {
 
     /// The children in creation order: name and node.
     fn children_in_order(&self) -> Vec<(&str, &Node)> {
-        let mut v: Vec<(u64, &str, &Node)> =
-            self.children().map(|(k, c)| (c.seq, text(k), c)).collect();
-        v.sort_unstable_by_key(|e| e.0);
-        v.into_iter().map(|(_, name, c)| (name, c)).collect()
+        self.dir.as_ref().map_or_else(Vec::new, |d| {
+            d.children
+                .in_order()
+                .into_iter()
+                .map(|(k, c)| (text(k), &**c))
+                .collect()
+        })
     }
 
     /// Size of C xenstored's record for this node ([`record_size`]); the `node-size` quota
@@ -332,22 +428,22 @@ impl Node {
         self.perms.first().map_or(0, |p| p.domid)
     }
 
-    fn add_child(&mut self, name: &str, mut node: Node) {
+    fn add_child(&mut self, name: &str, node: Node) {
         let dir = self.dir.get_or_insert_with(|| {
             Box::new(Dir {
-                children: Children::List(Vec::new()),
-                next_seq: 0,
+                children: Children::new(),
                 child_bytes: 0,
             })
         });
-        node.seq = dir.next_seq;
-        dir.next_seq += 1;
+        if dir.children.remove(name.as_bytes()).is_some() {
+            dir.child_bytes -= name.len() + 1;
+        }
         dir.child_bytes += name.len() + 1;
         dir.children
-            .insert(Bytes::from(name.as_bytes()), Rc::new(node));
+            .insert(Bytes::from(name.as_bytes()), Arc::new(node));
     }
 
-    fn remove_child(&mut self, name: &str) -> Option<Rc<Node>> {
+    fn remove_child(&mut self, name: &str) -> Option<Arc<Node>> {
         let dir = self.dir.as_mut()?;
         let child = dir.children.remove(name.as_bytes())?;
         dir.child_bytes -= name.len() + 1;
@@ -361,9 +457,9 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         let Some(dir) = self.dir.take() else { return };
-        let mut stack: Vec<Rc<Node>> = dir.children.into_nodes().collect();
+        let mut stack: Vec<Arc<Node>> = dir.children.into_nodes().collect();
         while let Some(rc) = stack.pop() {
-            if let Ok(mut node) = Rc::try_unwrap(rc) {
+            if let Ok(mut node) = Arc::try_unwrap(rc) {
                 if let Some(d) = node.dir.take() {
                     stack.extend(d.children.into_nodes());
                 }
@@ -375,21 +471,21 @@ impl Drop for Node {
 /// A whole tree; cheap to clone (snapshot).
 #[derive(Clone)]
 pub struct Tree {
-    root: Rc<Node>,
+    root: Arc<Node>,
 }
 
 impl Tree {
     /// A tree with the given root node.
     pub fn new(root: Node) -> Tree {
         Tree {
-            root: Rc::new(root),
+            root: Arc::new(root),
         }
     }
 
     /// True if both trees share their root: neither changed since one was cloned from the
     /// other.
     pub fn same_root(&self, other: &Tree) -> bool {
-        Rc::ptr_eq(&self.root, &other.root)
+        Arc::ptr_eq(&self.root, &other.root)
     }
 
     /// The root node.
@@ -436,9 +532,9 @@ impl Tree {
     /// callers know the node exists; for a missing one, the nodes before it are still
     /// unshared, which changes nothing they hold).
     pub fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
-        let mut cur: &mut Node = Rc::make_mut(&mut self.root);
+        let mut cur: &mut Node = Arc::make_mut(&mut self.root);
         for c in components(path) {
-            cur = Rc::make_mut(cur.dir.as_mut()?.children.get_mut(c.as_bytes())?);
+            cur = Arc::make_mut(cur.dir.as_mut()?.children.get_mut(c.as_bytes())?);
         }
         Some(cur)
     }
@@ -457,7 +553,7 @@ impl Tree {
     }
 
     /// Detaches the subtree at `path` (not the root), stamping its parent with `generation`.
-    pub fn detach(&mut self, path: &str, generation: u64) -> Option<Rc<Node>> {
+    pub fn detach(&mut self, path: &str, generation: u64) -> Option<Arc<Node>> {
         let name = path.rsplit('/').next().filter(|n| !n.is_empty())?;
         let parent = crate::path::parent(path);
         let p = self.get_mut(parent)?;
@@ -535,7 +631,8 @@ pub fn check(tree: &Tree, max_gen: u64) -> Result<BTreeMap<u32, usize>, &'static
     let mut owners: BTreeMap<u32, usize> = BTreeMap::new();
     let mut err = None;
     walk(tree.root(), "/", |_, n| {
-        let bytes: usize = n.children().map(|(k, _)| k.len() + 1).sum();
+        let children = n.children_in_order();
+        let bytes: usize = children.iter().map(|(k, _)| k.len() + 1).sum();
         if bytes != n.dir.as_ref().map_or(0, |d| d.child_bytes) {
             err = Some("child name bytes out of step");
         }
@@ -548,20 +645,14 @@ pub fn check(tree: &Tree, max_gen: u64) -> Result<BTreeMap<u32, usize>, &'static
         if n.dir.as_ref().is_some_and(|d| d.children.is_empty()) {
             err = Some("empty child list kept");
         }
-        if n.children()
-            .any(|(k, _)| k.is_empty() || k.contains(&b'/') || core::str::from_utf8(k).is_err())
+        if children
+            .iter()
+            .any(|(k, _)| k.is_empty() || k.contains('/'))
         {
             err = Some("bad child name");
         }
-        if n.children()
-            .zip(n.children().skip(1))
-            .any(|(a, b)| a.0 >= b.0)
-        {
-            err = Some("child names out of order");
-        }
-        let next_seq = n.dir.as_ref().map_or(0, |d| d.next_seq);
-        if n.children().any(|(_, c)| c.seq >= next_seq) {
-            err = Some("child sequence out of step");
+        if n.dir.as_ref().is_some_and(|d| !d.children.consistent()) {
+            err = Some("child index out of step");
         }
         *owners.entry(n.owner()).or_insert(0) += 1;
     });
@@ -607,7 +698,7 @@ mod tests {
             assert!(t.attach("/", n, Node::new(n.as_bytes().to_vec(), p0(), 1), 1));
         }
         let children = |t: &Tree| t.root().dir.as_ref().map(|d| d.children.clone());
-        assert!(matches!(children(&t), Some(Children::Map(_))));
+        assert!(matches!(children(&t), Some(Children::Map { .. })));
         assert_eq!(t.root().child_names(), names);
         let snap = t.clone();
         for n in &names {
@@ -622,6 +713,48 @@ mod tests {
         }
         assert!(children(&t).is_none());
         assert_eq!(snap.root().child_names().len(), names.len());
+    }
+
+    #[test]
+    fn a_node_and_its_count_fit_64_bytes() {
+        assert!(mem::size_of::<Node>() + 8 <= 56);
+    }
+
+    #[test]
+    fn children_keep_creation_order_and_find_by_name_across_every_form() {
+        let mut t = Tree::new(Node::new(Vec::new(), p0(), 0));
+        let mut model: Vec<String> = Vec::new();
+        let mut x: u32 = 12345;
+        for step in 0..6000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let pool = if step < 3000 { 40 } else { 400 };
+            let name = alloc::format!("c{}", x % pool);
+            let path = alloc::format!("/{name}");
+            if x.is_multiple_of(3) {
+                assert_eq!(t.detach(&path, 1).is_some(), model.contains(&name));
+                model.retain(|n| *n != name);
+            } else if !model.contains(&name) {
+                assert!(t.attach("/", &name, Node::new(name.as_bytes().to_vec(), p0(), 1), 1));
+                model.push(name);
+            }
+            assert_eq!(t.root().child_names(), model, "step {step}");
+            for n in &model {
+                assert_eq!(
+                    &*t.get(&alloc::format!("/{n}")).unwrap().value,
+                    n.as_bytes()
+                );
+            }
+            assert!(t.get("/c-absent").is_none());
+            assert_eq!(
+                check(&t, 1).map(|o| o[&0]),
+                Ok(1 + model.len()),
+                "step {step}"
+            );
+        }
+        let dir = t.root().dir.as_ref().map(|d| &d.children);
+        assert!(matches!(dir, Some(Children::Map { .. })));
     }
 
     #[test]
