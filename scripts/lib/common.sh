@@ -34,7 +34,7 @@ fi
 
 # Packages installed on the host (dom0's userland is copied from them).
 APT_PACKAGES="qemu-system-x86 xen-utils-4.17 xenstore-utils libxen-dev python3-pyxs
-busybox-static rustc-web rust-web-src rust-web-clippy cpio gcc binutils gzip"
+busybox-static util-linux rustc-web rust-web-src rust-web-clippy cpio gcc binutils gzip"
 
 # Packages only downloaded and unpacked into $PKGS for the 4.17 stack: the hypervisor and the
 # Linux kernel that linux-image-amd64 depends on (looked up by scripts/setup).
@@ -43,7 +43,7 @@ XEN_PACKAGE=xen-hypervisor-4.17-amd64
 # The 4.20 stack: Debian 13 packages downloaded (never installed) and unpacked together into
 # one tree, plus the libraries their programs need (scripts/lib/stack-4.20).
 TRIXIE_PACKAGES="xen-hypervisor-4.20-amd64 xen-utils-4.20 xen-utils-common xenstore-utils
-busybox-static"
+busybox-static util-linux"
 
 die() {
     echo "${0##*/}: error: $*" >&2

@@ -26,7 +26,7 @@ while [ $i -le 10 ]; do
         domids="$domids $d"
         # The first guest leaves dom0-owned toolstack nodes for good (libxl's first use):
         # the baseline is taken after it.
-        [ $i = 1 ] && base=$(xenstore-control memreport | grep -v '^heap: ')
+        [ $i = 1 ] && base=$(xenstore-control memreport | grep -vE '^(heap|service): ')
     else
         fail "guest $i (dom$d) created, powered off, destroyed and released" "$(xl list)"
     fi
@@ -38,8 +38,10 @@ expect_match "baseline memreport (after the first guest)" '^connections: 2$' "$b
 # The store's lines must match exactly; the heap line moves with transient allocations, and
 # the stub's heap is compared below at the same point of each release.
 report=$(xenstore-control memreport)
-expect_eq "memreport after the tenth guest equals the baseline" "$base" "$(printf '%s\n' "$report" | grep -v '^heap: ')"
+expect_eq "memreport after the tenth guest equals the baseline" "$base" "$(printf '%s\n' "$report" | grep -vE '^(heap|service): ')"
 expect_match "memreport shows the stub's heap" '^heap: [0-9]+ B used, [0-9]+ B free of [0-9]+ B, peak [0-9]+ B, [0-9]+ blocks$' "$report"
+expect_match "memreport shows the dispatcher's activity with ten domain scans or more" \
+    '^service: [1-9][0-9]* wake-ups, awake [0-9]+ ms; [1-9][0-9]* ring services, [0-9]+ ms; ([1-9][0-9]|[1-9][0-9]{2,}) domain scans \([0-9]+ domains\), [0-9]+ ms; [0-9]+ lost wake-ups; slowest ring service [0-9]+ us$' "$report"
 tree=$(xenstore-ls -p / 2>&1)
 left=""
 for d in $domids; do

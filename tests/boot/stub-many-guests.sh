@@ -5,8 +5,6 @@
 # and be gone, no guest's home may be left in the store, and the store must still serve.
 # scripts/bench-guests runs this scenario under C xenstored and under the stub and prints the
 # "BENCH <round> <ms> <failed>" lines side by side.
-# scripts/test: by name only (not yet robust: in one 32-guest round of 24 so far, libxl
-# timed out on one guest's console tty even with xen-config/dom0.conf; issue 12)
 # xen-run: --xenstore stub --timeout 480
 . /ferrostore/tests/boot/lib.sh
 
@@ -17,6 +15,8 @@ round() {
     expect_eq "$1: all $2 guests ran their tour and are gone" "" "$GUESTS_LEFT"
 }
 
+expect_match "xenconsoled runs round-robin (xen-config/dom0.conf)" 'SCHED_RR' \
+    "$(chrt -p "$(cat /var/run/xen/xenconsoled.pid)")"
 round quiet16 16
 round quiet32 32
 spinners_start

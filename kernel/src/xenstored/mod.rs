@@ -73,6 +73,36 @@ mod service {
     static WAKEUPS: AtomicU64 = AtomicU64::new(0);
     static UNANNOUNCED: AtomicU64 = AtomicU64::new(0);
     static SLOWEST_NS: AtomicU64 = AtomicU64::new(0);
+    /// Where the dispatcher's time goes (system time, so it includes time Xen gave to other
+    /// vCPUs meanwhile): awake between wake-ups and going idle, servicing rings, and
+    /// scanning domains on VIRQ_DOM_EXC; with the counts of services, scans and domains
+    /// asked about.
+    static AWAKE_NS: AtomicU64 = AtomicU64::new(0);
+    static SERVICE_NS: AtomicU64 = AtomicU64::new(0);
+    static SERVICES: AtomicU64 = AtomicU64::new(0);
+    static SCAN_NS: AtomicU64 = AtomicU64::new(0);
+    static SCANS: AtomicU64 = AtomicU64::new(0);
+    static SCANNED: AtomicU64 = AtomicU64::new(0);
+
+    /// The dispatcher's activity for `memreport`: `service: <wake-ups> wake-ups, awake <ms>
+    /// ms; <n> ring services, <ms> ms; <n> domain scans (<n> domains), <ms> ms; <n> lost
+    /// wake-ups; slowest ring service <us> us`.
+    pub(super) fn activity() -> alloc::string::String {
+        let ms = |a: &AtomicU64| a.load(Ordering::Relaxed) / 1_000_000;
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        alloc::format!(
+            "service: {} wake-ups, awake {} ms; {} ring services, {} ms; {} domain scans ({} domains), {} ms; {} lost wake-ups; slowest ring service {} us",
+            n(&WAKEUPS),
+            ms(&AWAKE_NS),
+            n(&SERVICES),
+            ms(&SERVICE_NS),
+            n(&SCANS),
+            n(&SCANNED),
+            ms(&SCAN_NS),
+            n(&UNANNOUNCED),
+            n(&SLOWEST_NS) / 1000
+        )
+    }
 
     /// Event handler of every ring port and of VIRQ_DOM_EXC.
     fn on_event(port: Port) {
@@ -214,6 +244,7 @@ mod service {
                     WAKE.wait_until_or(deadline, any_pending);
                     WAKEUPS.fetch_add(1, Ordering::Relaxed);
                 }
+                let woke = time::now_ns();
                 ports.clear();
                 take_pending(&mut ports);
                 let mut scan = false;
@@ -249,6 +280,7 @@ mod service {
                 if let Some(log) = self.log.as_mut() {
                     log.poll(&mut self.engine);
                 }
+                AWAKE_NS.fetch_add(time::now_ns().saturating_sub(woke), Ordering::Relaxed);
                 if !self.active.is_empty() {
                     crate::sched::yield_now();
                 }
@@ -263,6 +295,8 @@ mod service {
                 let t0 = time::now_ns();
                 let after = self.service(c);
                 let dt = time::now_ns().saturating_sub(t0);
+                SERVICES.fetch_add(1, Ordering::Relaxed);
+                SERVICE_NS.fetch_add(dt, Ordering::Relaxed);
                 if dt > SLOWEST_NS.fetch_max(dt, Ordering::Relaxed) {
                     crate::log_debug!(
                         "xenstored: conn {c}: slowest ring service so far: {} us",
@@ -384,7 +418,10 @@ mod service {
 
         /// VIRQ_DOM_EXC: asks Xen about every domain the store knows.
         fn scan_domains(&mut self) {
+            let t0 = time::now_ns();
             let known: Vec<u32> = self.rings().known.iter().copied().collect();
+            SCANS.fetch_add(1, Ordering::Relaxed);
+            SCANNED.fetch_add(known.len() as u64, Ordering::Relaxed);
             for domid in known {
                 let Ok(d) = u16::try_from(domid) else {
                     continue;
@@ -407,6 +444,7 @@ mod service {
                     }
                 }
             }
+            SCAN_NS.fetch_add(time::now_ns().saturating_sub(t0), Ordering::Relaxed);
         }
     }
 

@@ -203,7 +203,7 @@ impl Platform for KernelPlatform {
     }
 
     /// The stub's heap: `heap: <used> B used, <free> B free of <size> B, peak <peak> B,
-    /// <live> blocks`.
+    /// <live> blocks`, and the dispatcher's activity (`service: ...`).
     fn memreport(&mut self, report: &mut String) {
         let h = crate::mm::heap_stats();
         let _ = writeln!(
@@ -211,5 +211,6 @@ impl Platform for KernelPlatform {
             "heap: {} B used, {} B free of {} B, peak {} B, {} blocks",
             h.used, h.free, h.size, h.peak_used, h.live
         );
+        let _ = writeln!(report, "{}", super::service::activity());
     }
 }
