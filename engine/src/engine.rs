@@ -95,6 +95,8 @@ pub struct Engine<P: Platform> {
     special_perms: [Vec<Perm>; 2],
     ready: Vec<ConnId>,
     logging: bool,
+    /// Requests processed since the engine started (or was restored).
+    requests: u64,
     pending_special: Vec<(usize, u32)>,
     deferred_events: Vec<(ConnId, Vec<u8>)>,
     wrl: Wrl,
@@ -138,6 +140,7 @@ impl<P: Platform> Engine<P> {
             special_perms: [n0(), n0()],
             ready: Vec::new(),
             logging: false,
+            requests: 0,
             pending_special: Vec::new(),
             deferred_events: Vec::new(),
             wrl: Wrl::default(),
@@ -157,6 +160,11 @@ impl<P: Platform> Engine<P> {
     /// The platform (e.g. to drain actions it recorded).
     pub fn platform(&mut self) -> &mut P {
         &mut self.platform
+    }
+
+    /// How many requests the engine has processed since it started or was restored.
+    pub fn requests(&self) -> u64 {
+        self.requests
     }
 
     fn recount_usage(&mut self) {
@@ -244,6 +252,7 @@ impl<P: Platform> Engine<P> {
     }
 
     fn process(&mut self, conn: ConnId, h: Header, payload: &[u8]) {
+        self.requests += 1;
         if self.logging {
             if let Some(Some(c)) = self.conns.get(conn) {
                 let line = trace::request("IN ", c.domid, h, payload);

@@ -5,7 +5,9 @@
 # mean wall time of one `xl create` while growing to it, the xenstore's CPU per guest added
 # (the stub's Time(s) in `xl list`, or xenstored's utime+stime), and the xenstore's memory at
 # that size (the stub's heap in use from memreport, or xenstored's VmRSS). Then every guest
-# is destroyed, timed. Lines: "BENCH size <n> <create ms> <cpu ms per guest> <bytes>" and
+# is destroyed, timed. Lines: "BENCH size <n> <create ms> <cpu ms per guest> <bytes>",
+# with the stub also "BENCH work <n> <requests> <ring-service ms> <awake ms>" per guest added
+# (memreport's service line: what the requests cost inside the stub, by its clock), and
 # "BENCH destroy <n> <ms per guest>".
 # xen-run: --timeout 900
 . /ferrostore/tests/boot/lib.sh
@@ -28,6 +30,12 @@ xs_bytes() {
     fi
 }
 
+# stub_work: "<requests> <ring-service ms> <awake ms>" so far (the stub's memreport).
+stub_work() {
+    xenstore-control memreport |
+        sed -n 's/^service: .* awake \([0-9]*\) ms; \([0-9]*\) requests in [0-9]* ring services, \([0-9]*\) ms;.*/\2 \3 \1/p'
+}
+
 free_mib=$(xl info | sed -n 's/^free_memory *: *//p')
 max=50
 [ $((free_mib / 17)) -lt $max ] && max=$((free_mib / 17))
@@ -37,6 +45,9 @@ for size in 1 10 50; do
     [ "$size" -gt "$max" ] && size=$max
     [ "$size" -le "$have" ] && continue
     cpu0=$(xs_cpu_ms)
+    [ -z "$stub" ] || read -r req0 svc0 awake0 <<EOF
+$(stub_work)
+EOF
     total=0
     while [ "$have" -lt "$size" ]; do
         have=$((have + 1))
@@ -51,6 +62,12 @@ for size in 1 10 50; do
     added=$((size - ${prev:-0}))
     prev=$size
     echo "BENCH size $size $((total / added)) $((($(xs_cpu_ms) - cpu0) / added)) $(xs_bytes)"
+    if [ -n "$stub" ]; then
+        read -r req svc awake <<EOF
+$(stub_work)
+EOF
+        echo "BENCH work $size $(((req - req0) / added)) $(((svc - svc0) / added)) $(((awake - awake0) / added))"
+    fi
 done
 t0=$(uptime_ms)
 i=1

@@ -688,6 +688,7 @@ impl Restorer {
             special_perms: self.special_perms,
             ready,
             logging: self.logging,
+            requests: 0,
             pending_special: Vec::new(),
             deferred_events: Vec::new(),
             wrl: self.wrl.unwrap_or(Wrl {

@@ -702,3 +702,15 @@ fn rm_events_follow_deletion_order() {
         ]
     );
 }
+
+#[test]
+fn requests_are_counted_whatever_their_answer() {
+    let mut h = H::new();
+    let c = h.dom0();
+    let g = h.guest(3);
+    let before = h.e.requests();
+    assert_eq!(h.call(c, ty::WRITE, 0, b"/a\0v"), Ok(b"OK\0".to_vec()));
+    assert_eq!(h.call(g, ty::READ, 0, b"/a\0"), Err("EACCES".into()));
+    assert_eq!(h.call(c, ty::READ, 0, b"/a\0"), Ok(b"v".to_vec()));
+    assert_eq!(h.e.requests() - before, 3);
+}
