@@ -154,6 +154,11 @@ fn grow<T>(v: &mut Vec<T>) {
     }
 }
 
+/// The name of the list entry an index position points at.
+fn name_at<'a>(entries: &'a [(Bytes, Arc<Node>)], i: &u16) -> Option<&'a [u8]> {
+    entries.get(usize::from(*i)).map(|e| &*e.0)
+}
+
 impl Children {
     fn new() -> Children {
         Children::List {
@@ -171,8 +176,7 @@ impl Children {
                 .position(|e| *e.0 == *name)
                 .ok_or(entries.len());
         }
-        let key = |i: &u16| entries.get(usize::from(*i)).map(|e| &*e.0);
-        match by_name.binary_search_by(|i| key(i).cmp(&Some(name))) {
+        match by_name.binary_search_by(|i| name_at(entries, i).cmp(&Some(name))) {
             Ok(p) => by_name.get(p).map(|i| usize::from(*i)).ok_or(0),
             Err(p) => Err(p),
         }
@@ -198,17 +202,14 @@ impl Children {
         }
     }
 
-    /// Adds a child as the newest; one of the same name is replaced.
-    fn insert(&mut self, name: Bytes, node: Arc<Node>) {
-        self.remove(&name);
+    /// Adds a child as the newest; one of the same name is replaced, and returned.
+    fn insert(&mut self, name: Bytes, node: Arc<Node>) -> Option<Arc<Node>> {
+        let replaced = self.remove(&name);
         match self {
             Children::List { entries, by_name } if entries.len() < LIST_MAX => {
                 if entries.len() == LIST_SCAN && by_name.is_empty() {
                     let mut idx: Vec<u16> = (0..LIST_SCAN as u16).collect();
-                    idx.sort_unstable_by(|a, b| {
-                        let key = |i: &u16| entries.get(usize::from(*i)).map(|e| &*e.0);
-                        key(a).cmp(&key(b))
-                    });
+                    idx.sort_unstable_by(|a, b| name_at(entries, a).cmp(&name_at(entries, b)));
                     *by_name = idx;
                 }
                 if !by_name.is_empty() {
@@ -241,20 +242,20 @@ impl Children {
                 *next_seq += 1;
             }
         }
+        replaced
     }
 
     fn remove(&mut self, name: &[u8]) -> Option<Arc<Node>> {
         match self {
             Children::List { entries, by_name } => {
                 let i = Self::find(entries, by_name, name).ok()?;
-                if !by_name.is_empty() {
-                    by_name.retain(|&j| usize::from(j) != i);
-                    for j in by_name.iter_mut() {
-                        if usize::from(*j) > i {
-                            *j -= 1;
-                        }
+                by_name.retain_mut(|j| {
+                    let at = usize::from(*j);
+                    if at > i {
+                        *j -= 1;
                     }
-                }
+                    at != i
+                });
                 (i < entries.len()).then(|| entries.remove(i).1)
             }
             Children::Map { map, .. } => map.remove(name).map(|e| e.1),
@@ -268,17 +269,20 @@ impl Children {
         }
     }
 
-    /// Name and node of each child, in creation order.
-    fn in_order(&self) -> Vec<(&Bytes, &Arc<Node>)> {
-        match self {
-            Children::List { entries, .. } => entries.iter().map(|(k, c)| (k, c)).collect(),
+    /// Name and node of each child, in creation order (a map is sorted by sequence first).
+    fn in_order(&self) -> impl Iterator<Item = (&Bytes, &Arc<Node>)> {
+        let (list, by_seq) = match self {
+            Children::List { entries, .. } => (entries.as_slice(), Vec::new()),
             Children::Map { map, .. } => {
                 let mut v: Vec<(u64, &Bytes, &Arc<Node>)> =
                     map.iter().map(|(k, (seq, c))| (*seq, k, c)).collect();
                 v.sort_unstable_by_key(|e| e.0);
-                v.into_iter().map(|(_, k, c)| (k, c)).collect()
+                (&[][..], v)
             }
-        }
+        };
+        list.iter()
+            .map(|(k, c)| (k, c))
+            .chain(by_seq.into_iter().map(|(_, k, c)| (k, c)))
     }
 
     /// Checks the bookkeeping: names unique, the index a sorted permutation of the list,
@@ -286,7 +290,6 @@ impl Children {
     fn consistent(&self) -> bool {
         match self {
             Children::List { entries, by_name } => {
-                let key = |i: &u16| entries.get(usize::from(*i)).map(|e| &*e.0);
                 let mut seen = alloc::vec![false; entries.len()];
                 let index_ok = by_name.is_empty() && entries.len() <= LIST_SCAN
                     || by_name.len() == entries.len()
@@ -295,7 +298,7 @@ impl Children {
                                 .is_some_and(|s| !mem::replace(s, true))
                         })
                         && by_name.windows(2).all(|w| match w {
-                            [a, b] => key(a) < key(b),
+                            [a, b] => name_at(entries, a) < name_at(entries, b),
                             _ => true,
                         });
                 let mut names: Vec<&[u8]> = entries.iter().map(|e| &*e.0).collect();
@@ -405,7 +408,6 @@ impl Node {
         self.dir.as_ref().map_or_else(Vec::new, |d| {
             d.children
                 .in_order()
-                .into_iter()
                 .map(|(k, c)| (text(k), &**c))
                 .collect()
         })
@@ -435,12 +437,13 @@ impl Node {
                 child_bytes: 0,
             })
         });
-        if dir.children.remove(name.as_bytes()).is_some() {
-            dir.child_bytes -= name.len() + 1;
+        if dir
+            .children
+            .insert(Bytes::from(name.as_bytes()), Arc::new(node))
+            .is_none()
+        {
+            dir.child_bytes += name.len() + 1;
         }
-        dir.child_bytes += name.len() + 1;
-        dir.children
-            .insert(Bytes::from(name.as_bytes()), Arc::new(node));
     }
 
     fn remove_child(&mut self, name: &str) -> Option<Arc<Node>> {
