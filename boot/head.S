@@ -42,6 +42,29 @@ _start:
     call ferrostore_start
     ud2
 
+/*
+ * ---- live update's jump into the next kernel (xen_pv::handover) ----
+ * rdi = mmuext_op array, esi = count (its last op is NEW_BASEPTR), rdx = the next kernel's
+ * start_info VA. The hypercall is made with a direct `syscall` (the hypercall page and the
+ * stack are not the same in the next kernel's address space); once Xen has loaded the new
+ * page tables, execution goes on at the same VA in the next kernel's copy of these bytes
+ * (the old kernel checks they are identical), which enters its `_start` as Xen would.
+ */
+    .globl xen_handover
+xen_handover:
+    mov r12, rdx
+    xor edx, edx                    /* no done count */
+    mov r10d, 0x7ff0                /* DOMID_SELF */
+    mov eax, 26                     /* __HYPERVISOR_mmuext_op */
+    syscall
+    test rax, rax
+    jnz 1f
+    mov rsi, r12
+    jmp _start
+1:  ud2
+    .globl xen_handover_end
+xen_handover_end:
+
 /* ---- the hypercall page: Xen writes one 32-byte stub per hypercall here ---- */
     .section .text.hypercall_page, "ax"
     .balign 4096

@@ -34,20 +34,14 @@ pub trait Platform {
         let _ = (conn, domid, mfn, port);
         Err(Error::Nosys)
     }
-    /// Whether [`Platform::live_update`] can switch: only then does the engine write its
-    /// state stream for it (a host that cannot is built without that code).
-    const LIVE_UPDATE: bool = false;
-    /// CONTROL `live-update -s`: replace this server by the checked kernel `image` (started
-    /// with `cmdline`, or the current one), handing it `state`, the engine's migration stream.
-    /// A host that switches does not return; `Ok` answers the request `OK`; an `Err` text is
-    /// the answer and this server goes on serving. Default: not available.
-    fn live_update(
-        &mut self,
-        image: &[u8],
-        cmdline: Option<&str>,
-        state: &[u8],
-    ) -> Result<(), String> {
-        let _ = (image, cmdline, state);
+    /// CONTROL `live-update -s`: get ready to replace this server by the checked kernel
+    /// `image` (started with `cmdline`, or the current one). `Ok`: the host will switch; the
+    /// request stays unanswered while the engine serves on, until the host switches with
+    /// [`crate::Engine::live_update_state`] (the next server answers `OK`) or gives up with
+    /// [`crate::Engine::live_update_fail`]. An `Err` text is the answer at once and
+    /// nothing changes. Default: not available.
+    fn live_update(&mut self, image: &[u8], cmdline: Option<&str>) -> Result<(), String> {
+        let _ = (image, cmdline);
         Err(String::from("Live update is not available on this host."))
     }
     /// Whether a domain with this id exists now (permission entries naming a domain that

@@ -113,6 +113,10 @@ pub struct Engine<P: Platform> {
     conn_bytes: usize,
     /// The open live-update session (CONTROL `live-update`), if any.
     lu: Option<live_update::Session>,
+    /// The `live-update -s` request the host is switching for, answered by the next server.
+    lu_switch: Option<live_update::Switch>,
+    /// Set by a request whose reply comes later (`live-update -s` accepted by the host).
+    reply_deferred: bool,
 }
 
 fn n0() -> Vec<Perm> {
@@ -151,6 +155,8 @@ impl<P: Platform> Engine<P> {
             usage_total: 0,
             conn_bytes: 0,
             lu: None,
+            lu_switch: None,
+            reply_deferred: false,
         };
         e.recount_usage();
         e.new_domain(0);
@@ -288,7 +294,9 @@ impl<P: Platform> Engine<P> {
         for ch in &changes {
             self.fire(ch);
         }
-        if matches!(self.conns.get(conn), Some(Some(_))) {
+        if mem::take(&mut self.reply_deferred) && res.is_ok() {
+            msg.clear();
+        } else if matches!(self.conns.get(conn), Some(Some(_))) {
             self.push(conn, msg, false);
         }
         for (c, ev) in mem::take(&mut self.deferred_events) {

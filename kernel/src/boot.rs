@@ -11,8 +11,12 @@ use crate::{arch, console, events, gnttab, mm, println, sched, start_info, time,
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-/// Kernel version shown in the banner.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Kernel version shown in the banner (the live-update tests' second build says so).
+pub const VERSION: &str = if cfg!(feature = "update-test") {
+    concat!(env!("CARGO_PKG_VERSION"), "+update-test")
+} else {
+    env!("CARGO_PKG_VERSION")
+};
 /// How long poweroff/panic wait for xenconsoled to drain the console ring.
 const CONSOLE_DRAIN_NS: u64 = 2_000_000_000;
 /// Upper bound on the yields of that wait.
@@ -83,7 +87,12 @@ fn start(entry: arch::EntryStartInfo) -> ! {
     #[cfg(feature = "demo")]
     run_demo_modes(&opts, si, &layout, &grants);
     if let Some(port) = opts.event {
-        crate::xenstored::run(&opts, port);
+        let state = match (opts.live_update, start_info::boot_module(si)) {
+            (false, _) => None,
+            (true, Some(m)) => Some(m),
+            (true, None) => panic!("--live-update without the previous kernel's state module"),
+        };
+        crate::xenstored::run(&opts, port, state);
     }
     if cfg!(feature = "demo") {
         println!("ferrostore: no mode on the command line (expected 'demo'); powering off");

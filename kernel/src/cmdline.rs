@@ -5,7 +5,8 @@
 //!
 //! Xenstore stub options (C xenstored's names): `--event N`, `--priv-domid N`,
 //! `-Q|--quota NAME=VALUE` (hard quota, names as CONTROL `quota`), `-V|--verbose` (debug
-//! log level). Guest-test modes: `ring-abuse=index|header|flood`, `xsfill` (docs/stub-domain.md).
+//! log level); `--live-update` (added by the kernel this one replaced: the boot module is its
+//! state stream). Guest-test modes: `ring-abuse=index|header|flood`, `xsfill` (docs/stub-domain.md).
 
 use crate::console::Level;
 use xenstore_engine::quota::NAMES as QUOTA_NAMES;
@@ -32,6 +33,24 @@ impl RingAbuse {
     }
 }
 
+/// The word a replaced kernel adds to its successor's command line.
+pub const LIVE_UPDATE_WORD: &str = "--live-update";
+
+/// `cmdline` for the kernel that replaces this one: its words without any
+/// [`LIVE_UPDATE_WORD`], then that word.
+pub fn next_kernel(cmdline: &str) -> alloc::string::String {
+    let mut out = alloc::string::String::new();
+    for w in cmdline
+        .split_ascii_whitespace()
+        .filter(|&w| w != LIVE_UPDATE_WORD)
+    {
+        out.push_str(w);
+        out.push(' ');
+    }
+    out.push_str(LIVE_UPDATE_WORD);
+    out
+}
+
 /// Parsed command-line options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
@@ -55,6 +74,8 @@ pub struct Options {
     pub quotas: [Option<u32>; QUOTA_NAMES.len()],
     /// `ring-abuse=MODE`: run the misbehaving xenstore-client test.
     pub ring_abuse: Option<RingAbuse>,
+    /// `--live-update`: this kernel replaces a running stub; the boot module is its state.
+    pub live_update: bool,
     /// Words that were not understood (or had a bad value).
     pub unknown: usize,
 }
@@ -72,6 +93,7 @@ impl Default for Options {
             priv_domid: None,
             quotas: [None; QUOTA_NAMES.len()],
             ring_abuse: None,
+            live_update: false,
             unknown: 0,
         }
     }
@@ -93,6 +115,7 @@ impl Options {
                 "fault" if inline.is_none() => o.fault = true,
                 "xsclient" if inline.is_none() => o.xsclient = true,
                 "xsfill" if inline.is_none() => o.xsfill = true,
+                LIVE_UPDATE_WORD if inline.is_none() => o.live_update = true,
                 "loglevel" | "--loglevel" => {
                     let v = if key.starts_with("--") && inline.is_none() {
                         words.next()
@@ -155,6 +178,17 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_kernel_gets_the_live_update_word_once() {
+        assert_eq!(next_kernel("--event 3 -V"), "--event 3 -V --live-update");
+        assert_eq!(
+            next_kernel("--event 3 --live-update  -V"),
+            "--event 3 -V --live-update"
+        );
+        assert!(Options::parse(&next_kernel("--event 3")).live_update);
+        assert!(!Options::parse("--event 3").live_update);
+    }
 
     #[test]
     fn empty_line_gives_defaults() {

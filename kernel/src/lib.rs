@@ -38,4 +38,4 @@ pub mod demo;
 pub mod gntmap;
 #[cfg(target_os = "none")]
 pub use xen_pv::{arch, sync};
-pub use xen_pv::{hypercall, mm, shared_info, start_info};
+pub use xen_pv::{handover, hypercall, mm, shared_info, start_info};

@@ -11,6 +11,7 @@ pub mod nr {
     pub const SET_TRAP_TABLE: usize = 0;
     pub const MMU_UPDATE: usize = 1;
     pub const UPDATE_VA_MAPPING: usize = 14;
+    pub const MMUEXT_OP: usize = 26;
     pub const SET_TIMER_OP: usize = 15;
     pub const XEN_VERSION: usize = 17;
     pub const CONSOLE_IO: usize = 18;
@@ -158,6 +159,26 @@ abi_size!(MmuUpdate, 16);
 
 /// `mmu_update` commands (low bits of `ptr`).
 pub const MMU_NORMAL_PT_UPDATE: u64 = 0;
+/// `ptr` = machine address of a frame, `val` = its new PFN in the M2P.
+pub const MMU_MACHPHYS_UPDATE: u64 = 1;
+
+/// `struct mmuext_op` (`arg1` an MFN here; `arg2` unused by the commands below).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MmuextOp {
+    pub cmd: u32,
+    pub arg1: u64,
+    pub arg2: u64,
+}
+abi_size!(MmuextOp, 24);
+
+/// `mmuext_op` commands.
+pub mod mmuext {
+    pub const PIN_L4_TABLE: u32 = 3;
+    pub const UNPIN_TABLE: u32 = 4;
+    pub const NEW_BASEPTR: u32 = 5;
+    pub const NEW_USER_BASEPTR: u32 = 15;
+}
 
 pub const UVMF_INVLPG: u64 = 2;
 
@@ -621,6 +642,25 @@ mod calls {
             )
         }?;
         Ok(done)
+    }
+
+    /// `mmuext_op` on our own domain.
+    ///
+    /// # Safety
+    /// Pinning, unpinning and switching page tables: the caller guarantees the tables stay
+    /// valid for the kernel's memory safety (a switch must land in code mapped identically).
+    pub unsafe fn mmuext_op(ops: &[MmuextOp]) -> Result<(), Errno> {
+        // SAFETY: forwarded caller contract; the array is valid for the call.
+        unsafe {
+            hc(
+                nr::MMUEXT_OP,
+                ptr(ops.as_ptr()),
+                ops.len() as u64,
+                0,
+                u64::from(DOMID_SELF),
+            )
+        }
+        .map(drop)
     }
 
     /// `update_va_mapping(va, pte, flags)`.

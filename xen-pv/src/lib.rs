@@ -12,6 +12,7 @@
 extern crate alloc;
 
 pub mod context;
+pub mod handover;
 pub mod hypercall;
 pub mod io;
 pub mod mm;

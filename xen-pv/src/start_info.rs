@@ -198,6 +198,41 @@ impl StartInfo {
         Flags::from_bits_retain(self.flags).contains(Flags::PRIVILEGED)
     }
 
+    /// Replaces the command line; `None` if it does not fit (1023 bytes, no NUL).
+    pub fn with_cmd_line(&self, cmd_line: &str) -> Option<StartInfo> {
+        let b = cmd_line.as_bytes();
+        if b.len() >= CMDLINE_SIZE || b.contains(&0) {
+            return None;
+        }
+        let mut si = self.clone();
+        si.cmd_line = [0; CMDLINE_SIZE];
+        si.cmd_line[..b.len()].copy_from_slice(b);
+        si.cmd_line_len = b.len();
+        Some(si)
+    }
+
+    /// The raw page bytes of this start_info (what [`StartInfo::parse`] reads), as a domain
+    /// builder writes them; live update hands the next kernel one.
+    pub fn encode(&self) -> [u8; START_INFO_SIZE] {
+        let mut b = [0u8; START_INFO_SIZE];
+        b[..MAGIC.len()].copy_from_slice(MAGIC.as_bytes());
+        let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
+        put(OFF_NR_PAGES, &self.nr_pages.to_le_bytes());
+        put(OFF_SHARED_INFO, &self.shared_info_ma.to_le_bytes());
+        put(OFF_FLAGS, &self.flags.to_le_bytes());
+        put(OFF_STORE_MFN, &self.store_mfn.to_le_bytes());
+        put(OFF_STORE_EVTCHN, &self.store_evtchn.to_le_bytes());
+        put(OFF_CONSOLE_MFN, &self.console_mfn.to_le_bytes());
+        put(OFF_CONSOLE_EVTCHN, &self.console_evtchn.to_le_bytes());
+        put(OFF_PT_BASE, &self.pt_base.to_le_bytes());
+        put(OFF_NR_PT_FRAMES, &self.nr_pt_frames.to_le_bytes());
+        put(OFF_MFN_LIST, &self.mfn_list.to_le_bytes());
+        put(OFF_MOD_START, &self.mod_start.to_le_bytes());
+        put(OFF_MOD_LEN, &self.mod_len.to_le_bytes());
+        put(OFF_CMD_LINE, &self.cmd_line[..self.cmd_line_len]);
+        b
+    }
+
     /// Pseudo-physical frame number of a VA inside the start-of-day region (linked at VA 0).
     pub fn pfn_of_va(va: u64) -> u64 {
         va / PAGE_SIZE
@@ -249,6 +284,29 @@ mod global {
         Ok(SLOT.call_once(|| si))
     }
 
+    /// The boot module (its bytes at VA `mod_start`), if there is one between the image and
+    /// the end of the bootstrap region: the kernel never hands those pages out, so they stay as the builder (or the
+    /// kernel this one replaced) left them.
+    pub fn boot_module(si: &StartInfo) -> Option<&'static [u8]> {
+        let page = super::PAGE_SIZE;
+        let end = si.mod_start.checked_add(si.mod_len)?;
+        let pfn_mode =
+            super::Flags::from_bits_retain(si.flags).contains(super::Flags::MOD_START_PFN);
+        let image_end = crate::arch::image_layout().bss.1 as u64;
+        if si.mod_len == 0
+            || pfn_mode
+            || si.mod_start < image_end
+            || end > si.first_free_pfn() * page
+        {
+            return None;
+        }
+        // SAFETY: the range lies in the bootstrap region (checked above), mapped for the
+        // kernel's life and never written after boot.
+        Some(unsafe {
+            core::slice::from_raw_parts(si.mod_start as usize as *const u8, si.mod_len as usize)
+        })
+    }
+
     /// The parsed start_info; panics if called before `init`.
     pub fn get() -> &'static StartInfo {
         match SLOT.get() {
@@ -259,7 +317,7 @@ mod global {
 }
 
 #[cfg(target_os = "none")]
-pub use global::{get, init};
+pub use global::{boot_module, get, init};
 
 #[cfg(test)]
 mod tests {
@@ -304,6 +362,20 @@ mod tests {
         assert_eq!(si.mod_start, 0x30000);
         assert_eq!(si.mod_len, 77);
         assert_eq!(si.cmd_line(), "demo panic");
+    }
+
+    #[test]
+    fn encodes_what_it_parses() {
+        let si = StartInfo::parse(&page()).unwrap();
+        assert_eq!(StartInfo::parse(&si.encode()).unwrap(), si);
+        assert_eq!(&si.encode()[..], &page()[..START_INFO_SIZE]);
+        let next = si.with_cmd_line("--event 3 --live-update").unwrap();
+        assert_eq!(
+            StartInfo::parse(&next.encode()).unwrap().cmd_line(),
+            "--event 3 --live-update"
+        );
+        assert!(si.with_cmd_line(&"x".repeat(CMDLINE_SIZE)).is_none());
+        assert!(si.with_cmd_line("a\0b").is_none());
     }
 
     #[test]

@@ -368,7 +368,7 @@ impl<P: Platform> Engine<P> {
             }
             ty::CONTROL => {
                 if wire::split_strings(payload).next() == Some(b"live-update") {
-                    return self.live_update(cid, payload, reply);
+                    return self.live_update(cid, h, payload, reply);
                 }
                 let args: Vec<&[u8]> = wire::split_strings(payload).collect();
                 self.control(&args, reply)

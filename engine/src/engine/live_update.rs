@@ -4,7 +4,8 @@
 //! image (a complete x86_64 ELF with Xen's notes) and asks the host to switch to it with the
 //! engine's state stream, `-a` drops the session. Answers and error texts are C xenstored's
 //! where it has them. Open transactions travel in the stream, so `-s` never waits for them
-//! (no `BUSY`). Only privileged connections reach CONTROL.
+//! (no `BUSY`). Only privileged connections reach CONTROL. An `-s` the host accepts is
+//! answered `OK` by the next server: the answer travels in the state stream.
 
 use super::*;
 
@@ -16,6 +17,13 @@ pub(crate) struct Session {
     cmdline: Option<String>,
 }
 
+/// An accepted `live-update -s`: the request to answer once the switch is made.
+pub(crate) struct Switch {
+    conn: ConnId,
+    req_id: u32,
+    tx_id: u32,
+}
+
 /// The highest migration-stream version written.
 const STREAM_VERSION: u32 = 2;
 
@@ -25,6 +33,7 @@ impl<P: Platform> Engine<P> {
     pub(super) fn live_update(
         &mut self,
         conn: ConnId,
+        h: Header,
         payload: &[u8],
         reply: &mut Vec<u8>,
     ) -> Result<(), Error> {
@@ -49,7 +58,7 @@ impl<P: Platform> Engine<P> {
                 match args.as_slice() {
                     [b"-a"] => self.lu_abort(),
                     [b"-c", cmdline] => self.lu_cmdline(conn, cmdline),
-                    [b"-s", rest @ ..] => self.lu_start(conn, rest)?,
+                    [b"-s", rest @ ..] => self.lu_start(conn, h, rest)?,
                     _ => return Err(Error::Inval),
                 }
             }
@@ -60,7 +69,7 @@ impl<P: Platform> Engine<P> {
     }
 
     fn lu_begin(&mut self, conn: ConnId, size: &[u8]) -> String {
-        if self.lu.is_some() {
+        if self.lu.is_some() || self.lu_switch.is_some() {
             return "live-update session already active.".into();
         }
         let Some(size) = core::str::from_utf8(size)
@@ -97,7 +106,12 @@ impl<P: Platform> Engine<P> {
         let Some(s) = self.lu_session(conn) else {
             return "Not in live-update session.".into();
         };
+        // xenstore-control ends each chunk with a NUL it does not count.
         let len = wire::parse_u32(len).map(|l| l as usize);
+        let data = match data.split_last() {
+            Some((0, chunk)) if len == Some(chunk.len()) => chunk,
+            _ => data,
+        };
         if len != Some(data.len()) {
             return format!("Chunk length does not match its {} data bytes.", data.len());
         }
@@ -123,7 +137,7 @@ impl<P: Platform> Engine<P> {
         }
     }
 
-    fn lu_start(&mut self, conn: ConnId, opts: &[&[u8]]) -> Result<String, Error> {
+    fn lu_start(&mut self, conn: ConnId, h: Header, opts: &[&[u8]]) -> Result<String, Error> {
         let mut version = STREAM_VERSION;
         let mut it = opts.iter();
         while let Some(o) = it.next() {
@@ -156,18 +170,86 @@ impl<P: Platform> Engine<P> {
         let Some(session) = self.lu.take() else {
             return Ok("Not in live-update session.".into());
         };
-        let state = if P::LIVE_UPDATE {
-            self.dump()
-        } else {
-            Vec::new()
-        };
         match self
             .platform
-            .live_update(&session.image, session.cmdline.as_deref(), &state)
+            .live_update(&session.image, session.cmdline.as_deref())
         {
-            Ok(()) => Ok("OK".into()),
+            Ok(()) => {
+                self.lu_switch = Some(Switch {
+                    conn,
+                    req_id: h.req_id,
+                    tx_id: h.tx_id,
+                });
+                self.reply_deferred = true;
+                Ok(String::new())
+            }
             Err(why) => Ok(why),
         }
+    }
+
+    /// True while the host is switching for an accepted `live-update -s`.
+    pub fn live_update_pending(&self) -> bool {
+        self.lu_switch.is_some()
+    }
+
+    /// The state stream for the next server: this engine's, with the `OK` answer to the
+    /// accepted `-s` request queued on its connection (for the next server to send). This
+    /// engine does not change: if the switch then fails, [`Engine::live_update_fail`].
+    pub fn live_update_state(&mut self) -> Vec<u8> {
+        let conn = self.lu_switch.as_ref().map(|s| {
+            let mut msg = Vec::new();
+            wire::encode_msg(&mut msg, ty::CONTROL, s.req_id, s.tx_id, b"OK\0");
+            (s.conn, msg)
+        });
+        let Some((conn, msg)) = conn else {
+            return self.dump();
+        };
+        let n = msg.len();
+        let Some(Some(c)) = self.conns.get_mut(conn) else {
+            return self.dump();
+        };
+        c.out.push_back(connection::OutMsg {
+            data: Rc::from(msg),
+            at: 0,
+            event: false,
+        });
+        c.out_bytes += n;
+        self.conn_bytes += n;
+        let state = self.dump();
+        if let Some(Some(c)) = self.conns.get_mut(conn) {
+            c.out.pop_back();
+            c.out_bytes -= n;
+        }
+        self.conn_bytes -= n;
+        state
+    }
+
+    /// The host could not switch: `why` answers the `-s` request and this engine goes on.
+    pub fn live_update_fail(&mut self, why: &str) {
+        if let Some(s) = self.lu_switch.take() {
+            let mut payload = Vec::from(why.as_bytes());
+            payload.push(0);
+            let mut msg = Vec::new();
+            wire::encode_msg(&mut msg, ty::CONTROL, s.req_id, s.tx_id, &payload);
+            self.push(s.conn, msg, false);
+        }
+    }
+
+    /// Connections without a domain ring (a host's own clients of a previous instance, which
+    /// a restored server may close).
+    pub fn ringless_connections(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let c = c.as_ref()?;
+                let ring = self
+                    .domains
+                    .get(&c.domid)
+                    .is_some_and(|d| d.conn == Some(i));
+                (!ring).then_some(i)
+            })
+            .collect()
     }
 }
 

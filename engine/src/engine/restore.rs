@@ -702,6 +702,8 @@ impl Restorer {
             usage_total: 0,
             conn_bytes,
             lu: None,
+            lu_switch: None,
+            reply_deferred: false,
         };
         e.recount_usage();
         for d in self.usage_domids {

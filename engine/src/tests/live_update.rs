@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::check_image;
+use crate::wire;
 use alloc::string::ToString;
 use alloc::vec;
 
@@ -52,16 +53,32 @@ fn text(s: &str) -> Result<Vec<u8>, String> {
     Ok(v)
 }
 
-/// Sends `image` as xenstore-control does: `-b`, then chunks of at most 2048 bytes.
+/// Sends `image` as xenstore-control does: `-b`, then chunks of at most 2048 bytes, each
+/// followed by a NUL it does not count.
 fn send_image(h: &mut H, c: ConnId, image: &[u8]) {
     assert_eq!(lu(h, c, &["-b", &image.len().to_string()]), text("OK"));
     for part in image.chunks(2048) {
-        assert_eq!(chunk(h, c, part.len(), part), text("OK"));
+        let mut sent = part.to_vec();
+        sent.push(0);
+        assert_eq!(chunk(h, c, part.len(), &sent), text("OK"));
     }
 }
 
+/// Sends `live-update -s ARGS` and returns what came back at once (nothing, when the host
+/// accepted the switch).
+fn start(h: &mut H, c: ConnId, args: &[&str]) -> Vec<Msg> {
+    let mut all = vec!["live-update", "-s"];
+    all.extend_from_slice(args);
+    h.send(
+        c,
+        ty::CONTROL,
+        0,
+        &z(&all.iter().map(|a| a.as_bytes()).collect::<Vec<_>>()),
+    )
+}
+
 #[test]
-fn a_session_hands_the_image_command_line_and_state_to_the_host() {
+fn the_next_server_answers_the_switch_from_the_state_it_is_handed() {
     let mut h = H::new();
     let c = h.dom0();
     assert_eq!(h.write(c, "/kept", b"value"), ok());
@@ -69,25 +86,62 @@ fn a_session_hands_the_image_command_line_and_state_to_the_host() {
     image.resize(5000, 0x90);
     send_image(&mut h, c, &image);
     assert_eq!(lu(&mut h, c, &["-c", "--event 5 -V"]), text("OK"));
-    assert_eq!(lu(&mut h, c, &["-s", "-t", "60"]), text("OK"));
+    assert_eq!(
+        start(&mut h, c, &["-t", "60"]),
+        vec![],
+        "answered after the switch"
+    );
     let updates = h.p.updates.borrow().clone();
-    let [(got, cmdline, state)] = updates.as_slice() else {
+    let [(got, cmdline)] = updates.as_slice() else {
         panic!("one update expected, got {}", updates.len());
     };
     assert_eq!(got, &image);
     assert_eq!(cmdline.as_deref(), Some("--event 5 -V"));
-    let mut restored = Engine::restore(TestPlatform::default(), Config::default(), state)
+    assert!(h.e.live_update_pending());
+    // While the host gets ready, the store serves on, and no second update can begin.
+    assert_eq!(h.write(c, "/during", b"switch"), ok());
+    assert_eq!(
+        lu(&mut h, c, &["-b", "10"]),
+        text("live-update session already active.")
+    );
+    let rid = h.rid;
+    let before = h.e.dump();
+    let state = h.e.live_update_state();
+    assert_eq!(h.e.dump(), before, "taking the state changes nothing");
+    assert!(h.e.live_update_pending());
+    let mut restored = Engine::restore(TestPlatform::default(), Config::default(), &state)
         .expect("the state restores");
     assert_eq!(
         restored.dump(),
-        *state,
+        state,
         "the state is the engine's whole stream"
     );
-    // The session is over: a new one can start.
+    let mut out = Vec::new();
+    restored.output_all(c, &mut out);
+    let mut answer = Vec::new();
+    wire::encode_msg(&mut answer, ty::CONTROL, rid - 2, 0, b"OK\0");
+    assert_eq!(out, answer, "the next server answers -s with OK");
+}
+
+#[test]
+fn a_switch_the_host_gives_up_is_answered_with_why_and_a_new_session_can_start() {
+    let mut h = H::new();
+    let c = h.dom0();
+    send_image(&mut h, c, &elf(b"Xen\0"));
+    assert_eq!(start(&mut h, c, &[]), vec![]);
+    let rid = h.rid;
+    h.e.live_update_fail("Live update failed: no memory for the new kernel.");
+    let msgs = h.drain(c);
     assert_eq!(
-        lu(&mut h, c, &["-a"]),
-        text("No live-update session active.")
+        msgs,
+        vec![Msg {
+            ty: ty::CONTROL,
+            req_id: rid,
+            tx_id: 0,
+            payload: b"Live update failed: no memory for the new kernel.\0".to_vec(),
+        }]
     );
+    assert!(!h.e.live_update_pending());
     assert_eq!(lu(&mut h, c, &["-b", "10"]), text("OK"));
 }
 
@@ -99,11 +153,7 @@ fn open_transactions_travel_instead_of_making_it_wait() {
     let tx = h.tx_start(g);
     assert!(tx > 0);
     send_image(&mut h, c, &elf(b"Xen\0"));
-    assert_eq!(
-        lu(&mut h, c, &["-s"]),
-        text("OK"),
-        "no BUSY, no timeout needed"
-    );
+    assert_eq!(start(&mut h, c, &[]), vec![], "no BUSY, no timeout needed");
     assert_eq!(
         lu(&mut h, c, &["-s", "-F", "-t", "0", "-v", "1"]),
         text("Not in live-update session.")

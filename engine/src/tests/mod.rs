@@ -34,12 +34,12 @@ pub struct TestPlatform {
     pub mem: Rc<RefCell<String>>,
     /// What `Platform::memory_low` answers.
     pub low: Rc<Cell<bool>>,
-    /// Live updates asked for: the image, the command line and the state stream.
+    /// Live updates asked for: the image and the command line.
     pub updates: Rc<RefCell<Vec<Update>>>,
 }
 
 /// A live update handed to the host: image, command line, state stream.
-pub type Update = (Vec<u8>, Option<String>, Vec<u8>);
+pub type Update = (Vec<u8>, Option<String>);
 
 impl Platform for TestPlatform {
     fn introduce(&mut self, conn: ConnId, domid: u32, _mfn: u64, _port: u32) -> Result<(), Error> {
@@ -71,16 +71,10 @@ impl Platform for TestPlatform {
     fn memory_low(&self) -> bool {
         self.low.get()
     }
-    const LIVE_UPDATE: bool = true;
-    fn live_update(
-        &mut self,
-        image: &[u8],
-        cmdline: Option<&str>,
-        state: &[u8],
-    ) -> Result<(), String> {
+    fn live_update(&mut self, image: &[u8], cmdline: Option<&str>) -> Result<(), String> {
         self.updates
             .borrow_mut()
-            .push((image.to_vec(), cmdline.map(String::from), state.to_vec()));
+            .push((image.to_vec(), cmdline.map(String::from)));
         Ok(())
     }
 }
@@ -97,7 +91,7 @@ pub struct Msg {
 pub struct H {
     pub e: Engine<TestPlatform>,
     pub p: TestPlatform,
-    rid: u32,
+    pub rid: u32,
     /// Events seen while taking replies, kept per connection until [`H::events`].
     stash: alloc::collections::BTreeMap<ConnId, Vec<String>>,
 }

@@ -233,7 +233,7 @@ impl LogFile {
         };
         match super::wire::decode(msg, op, tag) {
             Ok(r) => self.advance(r),
-            Err(e) => self.fail(bad(e)),
+            Err(e) => self.fail(bad(e, op, msg)),
         }
     }
 
@@ -376,8 +376,13 @@ fn create(fid: u32, name: &str) -> Request<'_> {
     }
 }
 
-fn bad(e: WireError) -> String {
-    format!("bad reply: {e}")
+/// Why a reply to request type `op` was refused, with its type byte and size.
+fn bad(e: WireError, op: u8, msg: &[u8]) -> String {
+    let ty = msg.get(4).copied().unwrap_or(0);
+    format!(
+        "bad reply (type {ty} of {} bytes, to type {op}): {e}",
+        msg.len()
+    )
 }
 
 #[cfg(test)]

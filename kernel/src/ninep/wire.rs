@@ -325,8 +325,12 @@ pub fn decode(msg: &[u8], sent: u8, tag: u16) -> Result<Reply, WireError> {
             op::TWRITE => Reply::Write { count: f.u32()? },
             op::TCLUNK => Reply::Clunk,
             op::TSTAT => {
-                let n = usize::from(f.u16()?);
-                let mut st = Fields { b: f.take(n)? };
+                // n[2] then the stat. xen-9pfsd (4.19, 4.20) claims 10 bytes more in n and in
+                // the stat's size than it sends, so the stat is read from what is there (only
+                // the fixed fields up to `length` are used).
+                f.u16()?;
+                let rest = f.b.len();
+                let mut st = Fields { b: f.take(rest)? };
                 // size[2] type[2] dev[4] qid[13] mode[4] atime[4] mtime[4] length[8] ...
                 st.take(2 + 2 + 4 + 13 + 4 + 4 + 4)?;
                 Reply::Stat { length: st.u64()? }
@@ -438,6 +442,13 @@ mod tests {
         st.extend_from_slice(&[0; 5 * 2 + 12]);
         stat.extend_from_slice(&(st.len() as u16).to_le_bytes());
         stat.extend_from_slice(&st);
+        assert_eq!(
+            decode(&reply(125, 6, &stat), op::TSTAT, 6),
+            Ok(Reply::Stat { length: 1234 })
+        );
+        // xen-9pfsd's counts are 10 bytes too high.
+        stat[..2].copy_from_slice(&((st.len() + 10) as u16).to_le_bytes());
+        stat[2..4].copy_from_slice(&((st.len() + 8) as u16).to_le_bytes());
         assert_eq!(
             decode(&reply(125, 6, &stat), op::TSTAT, 6),
             Ok(Reply::Stat { length: 1234 })

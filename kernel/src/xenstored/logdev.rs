@@ -5,7 +5,10 @@
 //! ring (three pool frames granted to the backend) and its event channel carry the
 //! [`LogFile`] session that writes [`FILE_NAME`] there. Without the device (Xen 4.17) nothing
 //! happens and the console keeps every line. Whatever the backend writes is checked; on any
-//! fault the device is given up and the console takes the log again.
+//! fault the device is given up and the console takes the log again. Before a live update the
+//! device is closed (the backend unmaps the ring, so its pages can be revoked); the next
+//! kernel finds it Closed and connects again without waiting for InitWait (xen-9pfsd stays
+//! Closed and connects on our Initialised).
 
 use crate::events::{self, Port};
 use crate::gnttab::{self, GrantRef};
@@ -46,6 +49,8 @@ enum Phase {
     /// Our ring is published (Initialised); waiting for the backend to connect.
     WaitConnected,
     Connected,
+    /// Closing for a live update: waiting for the backend to unmap the ring.
+    Closing,
     /// Given up (backend closed or faulted): the console has the log.
     Closed,
 }
@@ -103,17 +108,18 @@ impl Ring {
         })
     }
 
-    fn close(self) {
+    /// Closes the port and revokes the pages; false if the backend still maps some.
+    fn close(self) -> bool {
         if let Err(e) = events::close(self.port) {
             crate::log_warn!("xenstored: log: closing the 9pfs event channel: {e}");
         }
-        release(&self.pfns, &self.refs);
+        release(&self.pfns, &self.refs)
     }
 }
 
 /// Revokes `refs` and frees `pfns`; a page the backend still maps is kept (leaked), never
-/// reused.
-fn release(pfns: &[u64], refs: &[GrantRef]) {
+/// reused, and false returned.
+fn release(pfns: &[u64], refs: &[GrantRef]) -> bool {
     let mut all_revoked = true;
     for &r in refs {
         if let Err(e) = gnttab::end_access(r) {
@@ -126,6 +132,7 @@ fn release(pfns: &[u64], refs: &[GrantRef]) {
             mm::free_frame(pfn);
         }
     }
+    all_revoked
 }
 
 /// The device and its log session.
@@ -142,6 +149,11 @@ pub struct LogDevice {
     outgoing: Vec<u8>,
     reply: Vec<u8>,
     on_event: events::Handler,
+    /// The device was left Closed by the kernel this one replaced: the backend will not go
+    /// through InitWait again, and shows Closing/Closed until it connects.
+    reconnect: bool,
+    /// Ring pages the backend kept mapped when we closed (never revoked).
+    still_granted: bool,
 }
 
 impl LogDevice {
@@ -163,6 +175,8 @@ impl LogDevice {
             outgoing: Vec::new(),
             reply: Vec::new(),
             on_event,
+            reconnect: false,
+            still_granted: false,
         };
         let state = format!("{DEVICE}/state");
         if let Err(e) = dev.call(engine, ty::WATCH, &[state.as_bytes(), b"\0fe\0"]) {
@@ -255,7 +269,8 @@ impl LogDevice {
             let Some(s) = self.read_u32(engine, &format!("{DEVICE}/state")) else {
                 return Ok(());
             };
-            if s != state::INITIALISING {
+            self.reconnect = matches!(s, state::CLOSING | state::CLOSED);
+            if s != state::INITIALISING && !self.reconnect {
                 return Err(format!("the device is in state {s}, not Initialising"));
             }
             let backend = self
@@ -276,15 +291,22 @@ impl LogDevice {
         let be_state = self.read_u32(engine, &format!("{}/state", self.backend));
         match (self.phase, be_state) {
             (Phase::WaitBackend, Some(state::INIT_WAIT)) => self.publish(engine),
+            (Phase::WaitBackend, Some(_)) if self.reconnect => self.publish(engine),
+            (Phase::Closing, None | Some(state::CLOSING..)) => {
+                self.close(engine);
+                Ok(())
+            }
             (Phase::WaitConnected, Some(state::CONNECTED)) => {
                 self.write(engine, "state", &format!("{}", state::CONNECTED))?;
                 self.phase = Phase::Connected;
+                self.reconnect = false;
                 crate::log_info!(
                     "xenstored: log: 9pfs device connected (backend dom{})",
                     self.backend_id
                 );
                 Ok(())
             }
+            (Phase::WaitConnected, Some(state::CLOSING..)) if self.reconnect => Ok(()),
             (Phase::WaitConnected | Phase::Connected, None | Some(state::CLOSING..)) => {
                 Err(String::from("the backend closed the device"))
             }
@@ -328,11 +350,37 @@ impl LogDevice {
         Ok(())
     }
 
+    /// Live update: asks the backend to let the ring go (frontend Closing); the device is
+    /// [`LogDevice::is_closed`] once it has and the ring is revoked.
+    pub fn begin_close<P: Platform>(&mut self, engine: &mut Engine<P>) {
+        if !matches!(self.phase, Phase::WaitConnected | Phase::Connected) {
+            self.close(engine);
+            return;
+        }
+        logsink::set_file_active(false);
+        match self.write(engine, "state", &format!("{}", state::CLOSING)) {
+            Ok(()) => self.phase = Phase::Closing,
+            Err(e) => {
+                crate::log_warn!("xenstored: log: {e}");
+                self.close(engine);
+            }
+        }
+    }
+
+    /// `Some(true)` once nothing of ours is granted to the backend any more, `Some(false)`
+    /// if the backend kept pages mapped, `None` while closing.
+    pub fn closed(&self) -> Option<bool> {
+        match self.phase {
+            Phase::WaitConnected | Phase::Closing => None,
+            _ => Some(self.ring.is_none() && !self.still_granted),
+        }
+    }
+
     /// Gives the device up: the console takes the log again.
     fn close<P: Platform>(&mut self, engine: &mut Engine<P>) {
         logsink::set_file_active(false);
         if let Some(r) = self.ring.take() {
-            r.close();
+            self.still_granted |= !r.close();
         }
         if self.phase != Phase::WaitDevice {
             let _ = self.write(engine, "state", &format!("{}", state::CLOSED));

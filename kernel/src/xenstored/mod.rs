@@ -14,6 +14,12 @@
 //! A ring whose indices or header are bad gets the `error` field set and is ignored until
 //! the guest asks to reconnect. VIRQ_DOM_EXC triggers a getdomaininfo scan ([`domstate`]).
 //! The stub's log goes to a file on its 9pfs device once the device connects (`logdev`).
+//!
+//! Live update (`docs/live-update.md`): once the engine holds an accepted `live-update -s`,
+//! the dispatcher closes the log device, takes the engine's state stream and has
+//! `handover` stage the new kernel; then it closes its VIRQs, unmaps every ring, closes
+//! our end of every ring's event channel and switches. The next kernel, started with `--live-update`, restores the stream from its boot
+//! module instead of introducing dom0, adopts the rings and services every one once.
 
 pub mod budget;
 pub mod domstate;
@@ -31,7 +37,7 @@ mod service {
     use super::domstate::{classify, DomState};
     use super::logdev::LogDevice;
     use super::platform::{KernelPlatform, Rings};
-    use crate::cmdline::Options;
+    use crate::cmdline::{next_kernel, Options};
     use crate::events::{self, Port};
     use crate::hypercall::{self, virq, DomainInfoFlags};
     use crate::sched::WaitQueue;
@@ -50,6 +56,8 @@ mod service {
 
     /// Engine tick (watch-event expiry).
     const TICK_NS: u64 = 1_000_000_000;
+    /// How long a live update waits for the 9pfs backend to let the log device go.
+    const LOG_CLOSE_NS: u64 = 3_000_000_000;
     /// Re-poll interval while a ring is held back by the write-rate limit.
     const THROTTLE_POLL_NS: u64 = 20_000_000;
     /// Default per-domain memory quota: at most this fraction of the heap.
@@ -149,8 +157,10 @@ mod service {
         cfg
     }
 
-    /// Runs the stub service with dom0's ring on event channel `dom0_port`; never returns.
-    pub fn run(opts: &Options, dom0_port: u32) -> ! {
+    /// Runs the stub service with dom0's ring on event channel `dom0_port`, or, after a live
+    /// update, with the store and rings of `state` (the previous kernel's stream); never
+    /// returns.
+    pub fn run(opts: &Options, dom0_port: u32, state: Option<&[u8]>) -> ! {
         let heap = mm::heap_stats().size;
         let cfg = config(opts, heap);
         crate::log_info!(
@@ -165,7 +175,11 @@ mod service {
                 ))
         );
         let reserve = heap / RESERVE_HEAP_DIVISOR;
-        let mut engine = Engine::new(KernelPlatform::new(on_event, reserve), cfg);
+        let platform = KernelPlatform::new(on_event, reserve);
+        let mut engine = match state {
+            Some(stream) => restore(platform, cfg, stream),
+            None => Engine::new(platform, cfg),
+        };
         let virq_port = match events::bind_virq(virq::DOM_EXC) {
             Ok(p) => {
                 events::set_handler(p, on_event);
@@ -177,13 +191,15 @@ mod service {
                 None
             }
         };
-        if let Err(e) = engine.introduce(0, 0, dom0_port) {
-            panic!(
-                "xenstored: cannot serve dom0 on port {dom0_port}: {}",
-                e.name()
-            );
+        if state.is_none() {
+            if let Err(e) = engine.introduce(0, 0, dom0_port) {
+                panic!(
+                    "xenstored: cannot serve dom0 on port {dom0_port}: {}",
+                    e.name()
+                );
+            }
+            crate::println!("xenstored: serving dom0 (event channel {dom0_port})");
         }
-        crate::println!("xenstored: serving dom0 (event channel {dom0_port})");
         let log = match events::own_domid() {
             Ok(domid) => Some(LogDevice::new(&mut engine, domid, on_event)),
             Err(e) => {
@@ -191,15 +207,45 @@ mod service {
                 None
             }
         };
-        Dispatcher {
+        let mut d = Dispatcher {
             engine,
             log,
             virq_port,
             active: VecDeque::new(),
             queued: BTreeSet::new(),
             throttled: BTreeSet::new(),
+            lu_deadline: None,
+        };
+        if state.is_some() {
+            // Requests written during the switch, and deaths VIRQ_DOM_EXC told nobody about.
+            let rings: Vec<ConnId> = d.rings().by_conn.keys().copied().collect();
+            for c in rings {
+                d.activate(c);
+            }
+            d.scan_domains();
         }
-        .run()
+        d.run()
+    }
+
+    /// The store and rings the previous kernel handed over; its own log-device connection
+    /// is dropped (this kernel opens its own).
+    fn restore(platform: KernelPlatform, cfg: Config, stream: &[u8]) -> Store {
+        let t0 = time::now_ns();
+        let mut engine = match Engine::restore(platform, cfg, stream) {
+            Ok(e) => e,
+            Err(e) => panic!("xenstored: live update: the state stream is refused: {e}"),
+        };
+        for c in engine.ringless_connections() {
+            engine.close_connection(c);
+        }
+        crate::println!(
+            "xenstored: live update: restored {} nodes and {} rings from a {}-byte state stream in {} us",
+            engine.node_count(),
+            engine.platform().rings.by_conn.len(),
+            stream.len(),
+            time::now_ns().saturating_sub(t0) / 1000
+        );
+        engine
     }
 
     struct Dispatcher {
@@ -214,6 +260,8 @@ mod service {
         /// Rings with unread requests the engine does not accept yet (outstanding-request
         /// quota or write-rate limit), polled again after `THROTTLE_POLL_NS`.
         throttled: BTreeSet<ConnId>,
+        /// A live update is under way: the log device has until then to close.
+        lu_deadline: Option<u64>,
     }
 
     impl Dispatcher {
@@ -284,9 +332,81 @@ mod service {
                 if let Some(log) = self.log.as_mut() {
                     log.poll(&mut self.engine);
                 }
+                if self.engine.live_update_pending() {
+                    self.live_update_step();
+                }
                 AWAKE_NS.fetch_add(time::now_ns().saturating_sub(woke), Ordering::Relaxed);
                 if !self.active.is_empty() {
                     crate::sched::yield_now();
+                }
+            }
+        }
+
+        /// An accepted live update: closes the log device (serving on meanwhile), then
+        /// switches, or answers why it could not.
+        fn live_update_step(&mut self) {
+            let now = time::now_ns();
+            let deadline = match self.lu_deadline {
+                Some(d) => d,
+                None => {
+                    if let Some(log) = self.log.as_mut() {
+                        log.begin_close(&mut self.engine);
+                    }
+                    *self.lu_deadline.insert(now + LOG_CLOSE_NS)
+                }
+            };
+            match self.log.as_ref().map_or(Some(true), |l| l.closed()) {
+                None if now < deadline => {}
+                Some(true) => self.switch(),
+                Some(false) => self.live_update_failed(
+                    "Live update failed: the 9pfs backend keeps the log device's ring mapped.",
+                ),
+                None => self.live_update_failed(
+                    "Live update failed: the 9pfs backend did not close the log device in time.",
+                ),
+            }
+        }
+
+        /// Stages the new kernel with the engine's state and switches to it; returns only
+        /// if staging failed (answered, and the stub serves on).
+        fn switch(&mut self) {
+            let Some(sw) = self.engine.platform().switch.take() else {
+                return self.live_update_failed("Live update failed: the image is gone.");
+            };
+            let state = self.engine.live_update_state();
+            let cmdline = next_kernel(
+                sw.cmdline
+                    .as_deref()
+                    .unwrap_or(crate::start_info::get().cmd_line()),
+            );
+            match crate::handover::prepare(&sw.image, &state, &cmdline) {
+                Err(e) => self.live_update_failed(&alloc::format!("Live update failed: {e}.")),
+                Ok(next) => {
+                    crate::println!(
+                        "xenstored: live update: switching to the new kernel ({} B image, {} B state, command line \"{cmdline}\")",
+                        sw.image.len(),
+                        state.len()
+                    );
+                    if let Some(p) = self.virq_port {
+                        let _ = events::close(p);
+                    }
+                    let _ = events::close(time::timer_port());
+                    self.engine.platform().let_rings_go();
+                    next.commit()
+                }
+            }
+        }
+
+        /// Answers the `-s` request with `why`; a closed log device connects again.
+        fn live_update_failed(&mut self, why: &str) {
+            crate::log_warn!("xenstored: {why}");
+            self.engine.live_update_fail(why);
+            self.engine.platform().switch = None;
+            self.lu_deadline = None;
+            if let Some(old) = self.log.take() {
+                self.engine.close_connection(old.conn());
+                if let Ok(domid) = events::own_domid() {
+                    self.log = Some(LogDevice::new(&mut self.engine, domid, on_event));
                 }
             }
         }

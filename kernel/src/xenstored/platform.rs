@@ -1,7 +1,9 @@
 //! The engine's [`Platform`] in the stub: every introduced domain's ring is grant ref 1 of
 //! that domain mapped writable (the INTRODUCE mfn is never used) plus an interdomain event
 //! channel bound to the port it named. The platform owns them ([`Rings`]); the service loop
-//! reaches them through the engine (`Engine::platform`), the one way to the rings.
+//! reaches them through the engine (`Engine::platform`), the one way to the rings. A live
+//! update's image waits here ([`Switch`]) until the service loop switches to it; the next
+//! kernel adopts the rings (`Platform::adopt`).
 
 use crate::events::{self, Port};
 use crate::gntmap::{self, GrantMap};
@@ -9,6 +11,7 @@ use crate::hypercall::{self, DomainInfoFlags, Errno};
 use crate::mm::SharedPage;
 use crate::time;
 use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
@@ -55,10 +58,18 @@ pub struct Rings {
     dom0_adopted: bool,
 }
 
+/// An accepted live update: the checked image and the command line asked for.
+pub struct Switch {
+    pub image: Vec<u8>,
+    pub cmdline: Option<String>,
+}
+
 /// The stub's platform.
 pub struct KernelPlatform {
     /// The rings of the introduced domains.
     pub rings: Rings,
+    /// The live update the service loop is to make.
+    pub switch: Option<Switch>,
     handler: events::Handler,
     /// Free heap below which the host reports low memory (see `Platform::memory_low`).
     reserve: usize,
@@ -70,6 +81,7 @@ impl KernelPlatform {
     pub fn new(handler: events::Handler, reserve: usize) -> KernelPlatform {
         KernelPlatform {
             rings: Rings::default(),
+            switch: None,
             handler,
             reserve,
         }
@@ -83,6 +95,19 @@ impl KernelPlatform {
         events::set_handler(local, self.handler);
         events::unmask(local);
         Ok(local)
+    }
+}
+
+impl KernelPlatform {
+    /// Before the switch: unmaps every ring (Xen refuses to drop a grant mapping with the
+    /// old page tables) and closes our end of its event channel, which leaves the guest's
+    /// end waiting for the next kernel to bind it again (`Platform::adopt`).
+    pub fn let_rings_go(&mut self) {
+        self.rings.retired.clear();
+        for (_, ring) in core::mem::take(&mut self.rings.by_conn) {
+            unbind(ring.port, ring.domid);
+        }
+        self.rings.by_port.clear();
     }
 }
 
@@ -130,6 +155,50 @@ impl Platform for KernelPlatform {
         rings.known.insert(domid);
         let _ = events::send(local);
         crate::log_info!("xenstored: dom{domid} introduced (port {port} -> local {local})");
+        Ok(())
+    }
+
+    /// After a live update: the ring is grant ref 1 of `domid` again and `port` the guest's
+    /// end of its event channel, unbound since the previous kernel closed ours; the ring's
+    /// indices and contents are the guest's and stay as they are.
+    fn adopt(&mut self, conn: ConnId, domid: u32, _mfn: u64, port: u32) -> Result<(), Error> {
+        let Ok(dom) = u16::try_from(domid) else {
+            return Err(Error::Inval);
+        };
+        let map = gntmap::map(dom, STORE_GREF, true).map_err(|e| {
+            crate::log_warn!("xenstored: live update: mapping grant ref 1 of dom{domid}: {e}");
+            Error::Inval
+        })?;
+        let local = self.bind(domid, port)?;
+        let rings = &mut self.rings;
+        if domid == 0 {
+            rings.dom0_adopted = true;
+        }
+        rings.by_port.insert(local, conn);
+        rings.by_conn.insert(
+            conn,
+            Ring {
+                domid,
+                port: local,
+                map,
+                failed: None,
+            },
+        );
+        rings.known.insert(domid);
+        Ok(())
+    }
+
+    /// Checks that the image can take over in place; the service loop makes the switch.
+    fn live_update(&mut self, image: &[u8], cmdline: Option<&str>) -> Result<(), String> {
+        crate::handover::check(image).map_err(|e| format!("Live update failed: {e}."))?;
+        let mut copy = Vec::new();
+        copy.try_reserve_exact(image.len())
+            .map_err(|_| String::from("Live update failed: no memory for the image."))?;
+        copy.extend_from_slice(image);
+        self.switch = Some(Switch {
+            image: copy,
+            cmdline: cmdline.map(String::from),
+        });
         Ok(())
     }
 

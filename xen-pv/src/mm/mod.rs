@@ -28,7 +28,7 @@ pub use grant::{map_grant, map_grant_table_frame, unmap_grant};
 #[cfg(target_os = "none")]
 pub use heap::{stats as heap_stats, HeapStats};
 #[cfg(target_os = "none")]
-pub use pagetable::{ensure_l1, lookup, map_frame, unmap_frame};
+pub use pagetable::{ensure_l1, l4_mfn as root_mfn, lookup, map_frame, unmap_frame};
 #[cfg(target_os = "none")]
 pub use shared_page::{alias_pool_frame, unalias, SharedPage};
 #[cfg(target_os = "none")]

@@ -24,7 +24,8 @@ pub(super) fn init(pt_base: usize) {
     L4_VA.store(pt_base, Ordering::Relaxed);
 }
 
-fn l4_mfn() -> u64 {
+/// Machine frame of the L4 table in use.
+pub fn l4_mfn() -> u64 {
     pfn_to_mfn(va_to_pfn(L4_VA.load(Ordering::Relaxed)))
 }
 
