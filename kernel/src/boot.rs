@@ -132,6 +132,10 @@ fn run_demo_modes(
         demo::xsfill::run(si);
         poweroff();
     }
+    if opts.lu_client {
+        demo::lu_client::run(si);
+        poweroff();
+    }
     if let Some(mode) = opts.ring_abuse {
         demo::ring_abuse::run(si, mode);
         poweroff();

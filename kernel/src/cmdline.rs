@@ -6,7 +6,8 @@
 //! Xenstore stub options (C xenstored's names): `--event N`, `--priv-domid N`,
 //! `-Q|--quota NAME=VALUE` (hard quota, names as CONTROL `quota`), `-V|--verbose` (debug
 //! log level); `--live-update` (added by the kernel this one replaced: the boot module is its
-//! state stream). Guest-test modes: `ring-abuse=index|header|flood`, `xsfill` (docs/stub-domain.md).
+//! state stream). Guest-test modes: `ring-abuse=index|header|flood`, `xsfill`, `lu-client`
+//! (docs/stub-domain.md, docs/live-update.md).
 
 use crate::console::Level;
 use xenstore_engine::quota::NAMES as QUOTA_NAMES;
@@ -64,6 +65,8 @@ pub struct Options {
     pub xsclient: bool,
     /// `xsfill`: try to make the xenstore server hold as much as possible (a test guest).
     pub xsfill: bool,
+    /// `lu-client`: use the store while the stub is live-updated (a test guest).
+    pub lu_client: bool,
     /// `loglevel=error|warn|info|debug`.
     pub log_level: Level,
     /// `--event N`: the event channel dom0's xenstore ring uses (xenstore stub mode).
@@ -88,6 +91,7 @@ impl Default for Options {
             fault: false,
             xsclient: false,
             xsfill: false,
+            lu_client: false,
             log_level: Level::Info,
             event: None,
             priv_domid: None,
@@ -115,6 +119,7 @@ impl Options {
                 "fault" if inline.is_none() => o.fault = true,
                 "xsclient" if inline.is_none() => o.xsclient = true,
                 "xsfill" if inline.is_none() => o.xsfill = true,
+                "lu-client" if inline.is_none() => o.lu_client = true,
                 LIVE_UPDATE_WORD if inline.is_none() => o.live_update = true,
                 "loglevel" | "--loglevel" => {
                     let v = if key.starts_with("--") && inline.is_none() {
@@ -198,8 +203,8 @@ mod tests {
 
     #[test]
     fn demo_and_panic_flags() {
-        let o = Options::parse("demo panic fault xsclient xsfill");
-        assert!(o.demo && o.panic && o.fault && o.xsclient && o.xsfill);
+        let o = Options::parse("demo panic fault xsclient xsfill lu-client");
+        assert!(o.demo && o.panic && o.fault && o.xsclient && o.xsfill && o.lu_client);
         assert_eq!(o.unknown, 0);
     }
 

@@ -6,6 +6,7 @@
 //! event-channel ping-pong between two threads). The markers are listed in docs/boot-path.md
 //! and asserted by tests/boot/platform-*.sh.
 
+pub mod lu_client;
 pub mod memory;
 pub mod ring_abuse;
 pub mod threads;

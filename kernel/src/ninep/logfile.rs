@@ -3,7 +3,9 @@
 //! flight at a time. Before a write would take the file past its cap, the file is copied to
 //! `NAME.1` (replacing the older copy) and truncated, as logrotate's `copytruncate` does:
 //! xen-9pfsd offers neither rename nor remove. The two files never hold more than twice the
-//! cap, so the log cannot fill dom0's disk. Pure logic, host-tested against a fake server.
+//! cap, so the log cannot fill dom0's disk. [`LogFile::finish`] ends the session cleanly
+//! (every fid clunked, so the backend's open-file count drops before the device closes).
+//! Pure logic, host-tested against a fake server.
 
 use super::wire::{mode, Reply, Request, WireError, NOTAG, READ_OVERHEAD, VERSION, WRITE_OVERHEAD};
 use alloc::format;
@@ -51,6 +53,10 @@ enum Step {
     ClunkSrc,
     ClunkOld,
     ClunkLog,
+    /// `finish`: clunking the log file, then the root.
+    CloseLog,
+    CloseRoot,
+    Finished,
     Failed,
 }
 
@@ -73,6 +79,8 @@ pub struct LogFile {
     copy: Vec<u8>,
     copy_off: u64,
     rotations: u64,
+    /// `finish` was called: end the session once the current write or rotation is done.
+    finishing: bool,
 }
 
 impl LogFile {
@@ -92,7 +100,22 @@ impl LogFile {
             copy: Vec::new(),
             copy_off: 0,
             rotations: 0,
+            finishing: false,
         }
+    }
+
+    /// Ends the session: once no write or rotation is under way, the log file and the root
+    /// are clunked; [`LogFile::finished`] after that (at once if nothing was attached).
+    pub fn finish(&mut self) {
+        self.finishing = true;
+        if matches!(self.step, Step::Version | Step::Attach) && self.sent.is_none() {
+            self.step = Step::Finished;
+        }
+    }
+
+    /// True once [`LogFile::finish`] has ended the session (or it has failed).
+    pub fn finished(&self) -> bool {
+        matches!(self.step, Step::Finished | Step::Failed)
     }
 
     /// True once the file is open (log bytes are being written).
@@ -156,15 +179,19 @@ impl LogFile {
         if self.step == Step::Ready {
             let bytes = take(self.chunk());
             if bytes.is_empty() {
-                return false;
-            }
-            self.writing = bytes;
-            let end = self.offset.saturating_add(self.writing.len() as u64);
-            self.step = if self.offset > 0 && end > self.cap {
-                Step::WalkOld
+                if !self.finishing {
+                    return false;
+                }
+                self.step = Step::CloseLog;
             } else {
-                Step::Write
-            };
+                self.writing = bytes;
+                let end = self.offset.saturating_add(self.writing.len() as u64);
+                self.step = if self.offset > 0 && end > self.cap {
+                    Step::WalkOld
+                } else {
+                    Step::Write
+                };
+            }
         }
         let name = [self.name.as_str()];
         let old = [self.old.as_str()];
@@ -212,8 +239,9 @@ impl LogFile {
             },
             Step::ClunkSrc => Request::Clunk { fid: SRC },
             Step::ClunkOld => Request::Clunk { fid: OLD },
-            Step::ClunkLog => Request::Clunk { fid: LOG },
-            Step::Ready | Step::Failed => return false,
+            Step::ClunkLog | Step::CloseLog => Request::Clunk { fid: LOG },
+            Step::CloseRoot => Request::Clunk { fid: ROOT },
+            Step::Ready | Step::Finished | Step::Failed => return false,
         };
         let tag = if self.step == Step::Version {
             NOTAG
@@ -341,6 +369,8 @@ impl LogFile {
                 self.rotations += 1;
                 Step::WalkLog { rotated: true }
             }
+            (Step::CloseLog, Reply::Clunk) => Step::CloseRoot,
+            (Step::CloseRoot, Reply::Clunk) => Step::Finished,
             (_, Reply::Error { ename, errno }) => {
                 return self.fail(format!("{step:?}: {ename} (errno {errno})"));
             }

@@ -49,6 +49,8 @@ enum Phase {
     /// Our ring is published (Initialised); waiting for the backend to connect.
     WaitConnected,
     Connected,
+    /// Closing for a live update: ending the 9P session (its fids clunked).
+    Finishing,
     /// Closing for a live update: waiting for the backend to unmap the ring.
     Closing,
     /// Given up (backend closed or faulted): the console has the log.
@@ -108,8 +110,8 @@ impl Ring {
         })
     }
 
-    /// Closes the port and revokes the pages; false if the backend still maps some.
-    fn close(self) -> bool {
+    /// Closes the port and revokes the pages; what the backend still maps is returned.
+    fn close(self) -> Option<Leak> {
         if let Err(e) = events::close(self.port) {
             crate::log_warn!("xenstored: log: closing the 9pfs event channel: {e}");
         }
@@ -117,22 +119,30 @@ impl Ring {
     }
 }
 
-/// Revokes `refs` and frees `pfns`; a page the backend still maps is kept (leaked), never
-/// reused, and false returned.
-fn release(pfns: &[u64], refs: &[GrantRef]) -> bool {
-    let mut all_revoked = true;
-    for &r in refs {
-        if let Err(e) = gnttab::end_access(r) {
-            crate::log_warn!("xenstored: log: 9pfs ring page still mapped by dom0 ({e}): kept");
-            all_revoked = false;
-        }
-    }
-    if all_revoked {
+/// Ring pages the backend kept mapped when we closed: kept out of use, revoked later.
+struct Leak {
+    pfns: Vec<u64>,
+    refs: Vec<GrantRef>,
+}
+
+/// Revokes `refs` and frees `pfns`; if the backend still maps some page, the pages are kept
+/// (never reused) and returned with the refs not yet revoked.
+fn release(pfns: &[u64], refs: &[GrantRef]) -> Option<Leak> {
+    let kept: Vec<GrantRef> = refs
+        .iter()
+        .copied()
+        .filter(|&r| gnttab::end_access(r).is_err())
+        .collect();
+    if kept.is_empty() {
         for &pfn in pfns.iter().filter(|&&p| p != 0) {
             mm::free_frame(pfn);
         }
+        return None;
     }
-    all_revoked
+    Some(Leak {
+        pfns: pfns.to_vec(),
+        refs: kept,
+    })
 }
 
 /// The device and its log session.
@@ -152,8 +162,8 @@ pub struct LogDevice {
     /// The device was left Closed by the kernel this one replaced: the backend will not go
     /// through InitWait again, and shows Closing/Closed until it connects.
     reconnect: bool,
-    /// Ring pages the backend kept mapped when we closed (never revoked).
-    still_granted: bool,
+    /// Ring pages the backend kept mapped when we closed, revoked once it lets them go.
+    leaked: Option<Leak>,
 }
 
 impl LogDevice {
@@ -176,7 +186,7 @@ impl LogDevice {
             reply: Vec::new(),
             on_event,
             reconnect: false,
-            still_granted: false,
+            leaked: None,
         };
         let state = format!("{DEVICE}/state");
         if let Err(e) = dev.call(engine, ty::WATCH, &[state.as_bytes(), b"\0fe\0"]) {
@@ -350,13 +360,23 @@ impl LogDevice {
         Ok(())
     }
 
-    /// Live update: asks the backend to let the ring go (frontend Closing); the device is
-    /// [`LogDevice::is_closed`] once it has and the ring is revoked.
+    /// Live update: ends the 9P session, then asks the backend to let the ring go (frontend
+    /// Closing); see [`LogDevice::closed`].
     pub fn begin_close<P: Platform>(&mut self, engine: &mut Engine<P>) {
-        if !matches!(self.phase, Phase::WaitConnected | Phase::Connected) {
-            self.close(engine);
-            return;
+        match self.phase {
+            Phase::Connected => {
+                logsink::set_file_active(false);
+                self.session.finish();
+                self.phase = Phase::Finishing;
+                self.poll(engine);
+            }
+            Phase::WaitConnected => self.detach(engine),
+            _ => self.close(engine),
         }
+    }
+
+    /// Frontend Closing: the backend unmaps the ring and answers Closing.
+    fn detach<P: Platform>(&mut self, engine: &mut Engine<P>) {
         logsink::set_file_active(false);
         match self.write(engine, "state", &format!("{}", state::CLOSING)) {
             Ok(()) => self.phase = Phase::Closing,
@@ -368,19 +388,57 @@ impl LogDevice {
     }
 
     /// `Some(true)` once nothing of ours is granted to the backend any more, `Some(false)`
-    /// if the backend kept pages mapped, `None` while closing.
-    pub fn closed(&self) -> Option<bool> {
-        match self.phase {
-            Phase::WaitConnected | Phase::Closing => None,
-            _ => Some(self.ring.is_none() && !self.still_granted),
+    /// if the backend keeps pages mapped, `None` while closing.
+    pub fn closed(&mut self) -> Option<bool> {
+        if let Some(leak) = self.leaked.take() {
+            self.leaked = release(&leak.pfns, &leak.refs);
         }
+        match self.phase {
+            Phase::WaitConnected | Phase::Finishing | Phase::Closing => None,
+            _ => Some(self.ring.is_none() && self.leaked.is_none()),
+        }
+    }
+
+    fn keep(&mut self, leak: Leak) {
+        self.leaked = Some(match self.leaked.take() {
+            Some(mut old) => {
+                old.pfns.extend(leak.pfns);
+                old.refs.extend(leak.refs);
+                old
+            }
+            None => leak,
+        });
+    }
+
+    /// A fresh device session in place of this one (after a live update that did not
+    /// happen): this one's engine connection is closed, pages the backend still maps stay
+    /// tracked.
+    pub fn restart<P: Platform>(
+        mut self,
+        engine: &mut Engine<P>,
+        domid: u16,
+        on_event: events::Handler,
+    ) -> LogDevice {
+        engine.close_connection(self.conn);
+        let mut next = LogDevice::new(engine, domid, on_event);
+        if let Some(leak) = self.leaked.take() {
+            next.keep(leak);
+        }
+        next
     }
 
     /// Gives the device up: the console takes the log again.
     fn close<P: Platform>(&mut self, engine: &mut Engine<P>) {
         logsink::set_file_active(false);
         if let Some(r) = self.ring.take() {
-            self.still_granted |= !r.close();
+            if let Some(leak) = r.close() {
+                for r in &leak.refs {
+                    crate::log_warn!(
+                        "xenstored: log: 9pfs ring page (grant ref {r}) still mapped by dom0: kept until it lets go"
+                    );
+                }
+                self.keep(leak);
+            }
         }
         if self.phase != Phase::WaitDevice {
             let _ = self.write(engine, "state", &format!("{}", state::CLOSED));
@@ -391,12 +449,18 @@ impl LogDevice {
     /// Moves the log session on: takes replies, sends the next request. Cheap when there is
     /// nothing to do; call it on the port's events and after every dispatcher pass.
     pub fn poll<P: Platform>(&mut self, engine: &mut Engine<P>) {
-        if self.phase != Phase::Connected {
+        if !matches!(self.phase, Phase::Connected | Phase::Finishing) {
             return;
         }
         if let Err(e) = self.exchange() {
             crate::log_warn!("xenstored: log: {FILE_NAME}: {e}; the log stays on the console");
             self.close(engine);
+            return;
+        }
+        if self.phase == Phase::Finishing {
+            if self.session.finished() {
+                self.detach(engine);
+            }
             return;
         }
         let open = self.session.is_open();

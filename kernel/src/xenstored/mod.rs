@@ -68,6 +68,9 @@ mod service {
     /// Output queued for a privileged connection that does not read (dom0's ring): beyond
     /// this fraction of the heap its oldest watch events are dropped.
     const PRIV_QUEUE_HEAP_DIVISOR: usize = 8;
+    /// A live update's image may take at most this fraction of the heap (it is staged in
+    /// the heap once more, with the state stream, before the switch).
+    const LIVE_UPDATE_HEAP_DIVISOR: usize = 4;
     /// Guests' growth is refused while less than this fraction of the heap is free (the
     /// charged bytes above leave out per-node bookkeeping; this bounds the real use).
     const RESERVE_HEAP_DIVISOR: usize = 8;
@@ -148,6 +151,7 @@ mod service {
         cfg.soft_memory = cfg.soft_memory.min(cfg.quotas.memory / 5 * 4);
         cfg.global_memory = u32::try_from(heap / GLOBAL_MEMORY_HEAP_DIVISOR).unwrap_or(u32::MAX);
         cfg.priv_queue_limit = heap / PRIV_QUEUE_HEAP_DIVISOR;
+        cfg.live_update_max = heap / LIVE_UPDATE_HEAP_DIVISOR;
         for (name, v) in QUOTA_NAMES.iter().zip(opts.quotas.iter()) {
             if let Some(v) = v {
                 cfg.quotas.set(name, *v);
@@ -355,7 +359,7 @@ mod service {
                     *self.lu_deadline.insert(now + LOG_CLOSE_NS)
                 }
             };
-            match self.log.as_ref().map_or(Some(true), |l| l.closed()) {
+            match self.log.as_mut().map_or(Some(true), |l| l.closed()) {
                 None if now < deadline => {}
                 Some(true) => self.switch(),
                 Some(false) => self.live_update_failed(
@@ -403,11 +407,8 @@ mod service {
             self.engine.live_update_fail(why);
             self.engine.platform().switch = None;
             self.lu_deadline = None;
-            if let Some(old) = self.log.take() {
-                self.engine.close_connection(old.conn());
-                if let Ok(domid) = events::own_domid() {
-                    self.log = Some(LogDevice::new(&mut self.engine, domid, on_event));
-                }
+            if let (Some(old), Ok(domid)) = (self.log.take(), events::own_domid()) {
+                self.log = Some(old.restart(&mut self.engine, domid, on_event));
             }
         }
 

@@ -265,3 +265,25 @@ fn bad_replies_stop_the_session() {
     let mut lf = LogFile::new("l", 1 << 20);
     assert!(lf.reply(&reply(121, 0, &[])).is_err());
 }
+
+#[test]
+fn finish_writes_what_is_queued_then_clunks_every_fid() {
+    let mut s = Server::default();
+    let mut lf = LogFile::new("ferrostore.log", 1 << 20);
+    let mut log = lines(0, 50);
+    let all = log.clone();
+    lf.finish();
+    assert!(
+        lf.finished(),
+        "finishing before anything was sent ends at once"
+    );
+    let mut lf = LogFile::new("ferrostore.log", 1 << 20);
+    run(&mut lf, &mut s, &mut log);
+    assert!(lf.is_open() && !lf.finished());
+    let mut more = lines(50, 3);
+    lf.finish();
+    run(&mut lf, &mut s, &mut more);
+    assert!(lf.finished());
+    assert!(s.fids.is_empty(), "fids left open: {:?}", s.fids);
+    assert_eq!(s.files["ferrostore.log"], [all, lines(50, 3)].concat());
+}
