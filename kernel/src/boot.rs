@@ -88,9 +88,11 @@ fn start(entry: arch::EntryStartInfo) -> ! {
     run_demo_modes(&opts, si, &layout, &grants);
     if let Some(port) = opts.event {
         let state = match (opts.live_update, start_info::boot_module(si)) {
-            (false, _) => None,
-            (true, Some(m)) => Some(m),
-            (true, None) => panic!("--live-update without the previous kernel's state module"),
+            (None, _) => None,
+            (Some(_), Some(m)) => Some(m),
+            (Some(_), None) => {
+                panic!("--live-update without the previous kernel's state module")
+            }
         };
         crate::xenstored::run(&opts, port, state);
     }

@@ -38,17 +38,18 @@ impl RingAbuse {
 pub const LIVE_UPDATE_WORD: &str = "--live-update";
 
 /// `cmdline` for the kernel that replaces this one: its words without any
-/// [`LIVE_UPDATE_WORD`], then that word.
-pub fn next_kernel(cmdline: &str) -> alloc::string::String {
+/// [`LIVE_UPDATE_WORD`], then `--live-update=<stopped_ns>` (the Xen system time at which
+/// this kernel stopped serving, for the next one to report the store's unavailability).
+pub fn next_kernel(cmdline: &str, stopped_ns: u64) -> alloc::string::String {
     let mut out = alloc::string::String::new();
     for w in cmdline
         .split_ascii_whitespace()
-        .filter(|&w| w != LIVE_UPDATE_WORD)
+        .filter(|&w| w.split('=').next() != Some(LIVE_UPDATE_WORD))
     {
         out.push_str(w);
         out.push(' ');
     }
-    out.push_str(LIVE_UPDATE_WORD);
+    out.push_str(&alloc::format!("{LIVE_UPDATE_WORD}={stopped_ns}"));
     out
 }
 
@@ -77,8 +78,9 @@ pub struct Options {
     pub quotas: [Option<u32>; QUOTA_NAMES.len()],
     /// `ring-abuse=MODE`: run the misbehaving xenstore-client test.
     pub ring_abuse: Option<RingAbuse>,
-    /// `--live-update`: this kernel replaces a running stub; the boot module is its state.
-    pub live_update: bool,
+    /// `--live-update[=NS]`: this kernel replaces a running stub; the boot module is its
+    /// state, NS the system time at which the previous kernel stopped serving (0 unknown).
+    pub live_update: Option<u64>,
     /// Words that were not understood (or had a bad value).
     pub unknown: usize,
 }
@@ -97,7 +99,7 @@ impl Default for Options {
             priv_domid: None,
             quotas: [None; QUOTA_NAMES.len()],
             ring_abuse: None,
-            live_update: false,
+            live_update: None,
             unknown: 0,
         }
     }
@@ -120,7 +122,10 @@ impl Options {
                 "xsclient" if inline.is_none() => o.xsclient = true,
                 "xsfill" if inline.is_none() => o.xsfill = true,
                 "lu-client" if inline.is_none() => o.lu_client = true,
-                LIVE_UPDATE_WORD if inline.is_none() => o.live_update = true,
+                LIVE_UPDATE_WORD => match inline.map_or(Some(0), |v| v.parse().ok()) {
+                    Some(ns) => o.live_update = Some(ns),
+                    None => o.unknown += 1,
+                },
                 "loglevel" | "--loglevel" => {
                     let v = if key.starts_with("--") && inline.is_none() {
                         words.next()
@@ -186,13 +191,21 @@ mod tests {
 
     #[test]
     fn the_next_kernel_gets_the_live_update_word_once() {
-        assert_eq!(next_kernel("--event 3 -V"), "--event 3 -V --live-update");
         assert_eq!(
-            next_kernel("--event 3 --live-update  -V"),
-            "--event 3 -V --live-update"
+            next_kernel("--event 3 -V", 42),
+            "--event 3 -V --live-update=42"
         );
-        assert!(Options::parse(&next_kernel("--event 3")).live_update);
-        assert!(!Options::parse("--event 3").live_update);
+        assert_eq!(
+            next_kernel("--event 3 --live-update=7  -V", 9),
+            "--event 3 -V --live-update=9"
+        );
+        assert_eq!(
+            Options::parse(&next_kernel("--event 3", 5)).live_update,
+            Some(5)
+        );
+        assert_eq!(Options::parse("--live-update").live_update, Some(0));
+        assert_eq!(Options::parse("--event 3").live_update, None);
+        assert_eq!(Options::parse("--live-update=x").unknown, 1);
     }
 
     #[test]

@@ -219,6 +219,7 @@ mod service {
             queued: BTreeSet::new(),
             throttled: BTreeSet::new(),
             lu_deadline: None,
+            stopped_at: opts.live_update.filter(|&t| t > 0 && state.is_some()),
         };
         if state.is_some() {
             // Requests written during the switch, and deaths VIRQ_DOM_EXC told nobody about.
@@ -266,6 +267,8 @@ mod service {
         throttled: BTreeSet<ConnId>,
         /// A live update is under way: the log device has until then to close.
         lu_deadline: Option<u64>,
+        /// After a live update: when the previous kernel stopped serving (system time).
+        stopped_at: Option<u64>,
     }
 
     impl Dispatcher {
@@ -331,6 +334,12 @@ mod service {
                     self.activate(c);
                 }
                 self.pass();
+                if let Some(t) = self.stopped_at.take() {
+                    crate::println!(
+                        "xenstored: live update: the store was unavailable for {} us (the previous kernel's last ring service to this one's first)",
+                        time::now_ns().saturating_sub(t) / 1000
+                    );
+                }
                 REQUESTS.store(self.engine.requests(), Ordering::Relaxed);
                 self.rings().retired.clear();
                 if let Some(log) = self.log.as_mut() {
@@ -377,11 +386,13 @@ mod service {
             let Some(sw) = self.engine.platform().switch.take() else {
                 return self.live_update_failed("Live update failed: the image is gone.");
             };
+            let stopped = time::now_ns();
             let state = self.engine.live_update_state();
             let cmdline = next_kernel(
                 sw.cmdline
                     .as_deref()
                     .unwrap_or(crate::start_info::get().cmd_line()),
+                stopped,
             );
             match crate::handover::prepare(&sw.image, &state, &cmdline) {
                 Err(e) => self.live_update_failed(&alloc::format!("Live update failed: {e}.")),
