@@ -64,6 +64,15 @@ pub struct Switch {
     pub cmdline: Option<String>,
 }
 
+impl Rings {
+    /// Drives connection `conn` with `ring` from now on.
+    fn keep(&mut self, conn: ConnId, ring: Ring) {
+        self.by_port.insert(ring.port, conn);
+        self.known.insert(ring.domid);
+        self.by_conn.insert(conn, ring);
+    }
+}
+
 /// The stub's platform.
 pub struct KernelPlatform {
     /// The rings of the introduced domains.
@@ -85,6 +94,23 @@ impl KernelPlatform {
             handler,
             reserve,
         }
+    }
+
+    /// `domid`'s ring: grant ref 1 mapped writable and its event channel `port` bound.
+    fn connect(&self, domid: u32, port: u32) -> Result<Ring, Error> {
+        let Ok(dom) = u16::try_from(domid) else {
+            return Err(Error::Inval);
+        };
+        let map = gntmap::map(dom, STORE_GREF, true).map_err(|e| {
+            crate::log_warn!("xenstored: mapping grant ref 1 of dom{domid}: {e}");
+            Error::Inval
+        })?;
+        Ok(Ring {
+            domid,
+            port: self.bind(domid, port)?,
+            map,
+            failed: None,
+        })
     }
 
     fn bind(&self, domid: u32, remote_port: u32) -> Result<Port, Error> {
@@ -128,31 +154,16 @@ fn unbind(port: Port, domid: u32) {
 
 impl Platform for KernelPlatform {
     fn introduce(&mut self, conn: ConnId, domid: u32, _mfn: u64, port: u32) -> Result<(), Error> {
-        let Ok(dom) = u16::try_from(domid) else {
-            return Err(Error::Inval);
-        };
-        let map = gntmap::map(dom, STORE_GREF, true).map_err(|e| {
-            crate::log_warn!("xenstored: mapping grant ref 1 of dom{domid}: {e}");
-            Error::Inval
-        })?;
-        let local = self.bind(domid, port)?;
-        let ring = Ring {
-            domid,
-            port: local,
-            map,
-            failed: None,
-        };
+        let ring = self.connect(domid, port)?;
+        let local = ring.port;
         let mut page = ring.page();
-        let rings = &mut self.rings;
-        if domid == 0 && !rings.dom0_adopted {
-            rings.dom0_adopted = true;
+        if domid == 0 && !self.rings.dom0_adopted {
+            self.rings.dom0_adopted = true;
             page.store_u32(SERVER_FEATURES, FEATURES);
         } else {
             ring::reset(&mut page, FEATURES);
         }
-        rings.by_port.insert(local, conn);
-        rings.by_conn.insert(conn, ring);
-        rings.known.insert(domid);
+        self.rings.keep(conn, ring);
         let _ = events::send(local);
         crate::log_info!("xenstored: dom{domid} introduced (port {port} -> local {local})");
         Ok(())
@@ -162,29 +173,11 @@ impl Platform for KernelPlatform {
     /// end of its event channel, unbound since the previous kernel closed ours; the ring's
     /// indices and contents are the guest's and stay as they are.
     fn adopt(&mut self, conn: ConnId, domid: u32, _mfn: u64, port: u32) -> Result<(), Error> {
-        let Ok(dom) = u16::try_from(domid) else {
-            return Err(Error::Inval);
-        };
-        let map = gntmap::map(dom, STORE_GREF, true).map_err(|e| {
-            crate::log_warn!("xenstored: live update: mapping grant ref 1 of dom{domid}: {e}");
-            Error::Inval
-        })?;
-        let local = self.bind(domid, port)?;
-        let rings = &mut self.rings;
+        let ring = self.connect(domid, port)?;
         if domid == 0 {
-            rings.dom0_adopted = true;
+            self.rings.dom0_adopted = true;
         }
-        rings.by_port.insert(local, conn);
-        rings.by_conn.insert(
-            conn,
-            Ring {
-                domid,
-                port: local,
-                map,
-                failed: None,
-            },
-        );
-        rings.known.insert(domid);
+        self.rings.keep(conn, ring);
         Ok(())
     }
 
