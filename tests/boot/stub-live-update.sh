@@ -5,7 +5,8 @@
 # (ferrostore-next.gz, version <v>+update-test) and the first. Checked: same domid, the new
 # version on the stub's console after each update, every request answered (the loops would
 # stop), every watch event delivered exactly once, the transactions committed, memreport's
-# per-domain node counts and connections the same after each update as before it; a
+# per-domain node counts and connections, every domain's watches, the open transactions and
+# the quotas the same after each update as before it; a
 # truncated image, a non-ELF and an oversized one refused with the stub still serving; then
 # `xl create` and `xl destroy` of a guest.
 # xen-run: --xenstore stub --timeout 600
@@ -84,24 +85,34 @@ rm -f /tmp/lu-stop /tmp/lu-dom0.err
 ) &
 
 # --- ten updates ---
-nodes() {
+# What must not change across an update while the workloads run: memreport's node counts
+# and connections, every domain's watches, the lu-clients' open transactions (the Linux
+# guest's xenstore tools open and close theirs), and the quotas.
+figures() {
     xenstore-control memreport | grep -E '^(domain [0-9]+:|connections:)' | sed 's/, [0-9]* bytes//'
+    for id in 0 $ids; do
+        printf 'dom%s %s\n' "$id" "$(xenstore-control quota "$id" | grep '^watches')"
+    done
+    for g in luc1 luc2; do
+        printf '%s %s\n' "$g" "$(xenstore-control quota "$(xl domid $g)" | grep '^transactions')"
+    done
+    xenstore-control quota
 }
 worst=0
 k=1
 while [ $k -le 10 ]; do
     if [ $((k % 2)) = 1 ]; then img=$next want="$version+update-test"; else img=$first want=$version; fi
     count=$(booted "$want")
-    before=$(nodes)
+    before=$(figures)
     t0=$(uptime_ms)
     out=$(xenstore-control live-update "$img" 2>&1)
     rc=$?
     dt=$(($(uptime_ms) - t0))
     [ $dt -gt $worst ] && worst=$dt
-    after=$(nodes)
+    after=$(figures)
     if [ $rc = 0 ] && [ "$(booted "$want")" = $((count + 1)) ] &&
         [ "$(xenstore-read /tool/xenstored/domid)" = "$stub" ] && [ "$before" = "$after" ]; then
-        pass "update $k: $want running as dom$stub, memreport's nodes and connections unchanged ($dt ms)"
+        pass "update $k: $want running as dom$stub, nodes, connections, watches, transactions and quotas unchanged ($dt ms)"
     else
         fail "update $k to $want" "rc=$rc: $out" "domid $(xenstore-read /tool/xenstored/domid)" \
             "before: $before" "after: $after" "$(tail -n 5 "$console")"
