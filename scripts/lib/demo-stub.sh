@@ -3,7 +3,9 @@
 # boot-tour kernel of xen-config/hello.cfg (its console reaches us through xenconsoled, which
 # finds guests through the stub) and the same kernel in xenstore-client mode
 # (xen-config/xsclient.cfg), which reads, writes, commits a transaction and waits on a watch
-# through its own store ring, served by the stub. xen-run prints both consoles afterwards.
+# through its own store ring, served by the stub. Last, the stub is replaced in place by a
+# second build (`xenstore-control live-update`): same domain, same store, new version.
+# xen-run prints the consoles afterwards.
 . /ferrostore/tests/boot/lib.sh
 
 stub=$(sed -n 's/^domid://p' /var/run/xen/xenstored.pid)
@@ -56,4 +58,17 @@ if command -v xen-9pfsd >/dev/null; then
     expect_match "the stub's log file shows the xsclient guest released" \
         "\\[INFO\\] xenstored: dom$id released" "$(stub_log_text)"
 fi
+
+console=$(guest_log Xenstore)
+version() { tr -d '\r' <"$console" | sed -n 's/^ferrostore \([^ ]*\): PV kernel booted$/\1/p' | tail -n 1; }
+echo "DEMO: live update: the stub runs ferrostore $(version) as domain $stub; replacing it in place"
+echo "DEMO: xenstore-write /demo/kept still-here; xenstore-control live-update /ferrostore/ferrostore-next.gz"
+xenstore-write /demo/kept still-here
+check "xenstore-control live-update /ferrostore/ferrostore-next.gz" \
+    xenstore-control live-update /ferrostore/ferrostore-next.gz
+echo "DEMO: the stub now runs ferrostore $(version) as domain $(xenstore-read /tool/xenstored/domid);" \
+    "/demo/kept = $(xenstore-read /demo/kept)"
+tr -d '\r' <"$console" | grep 'xenstored: live update:' | sed 's/^/    /'
+expect_match "the new build is running" '[+]update-test$' "$(version)"
+expect_eq "the store survived the update" still-here "$(xenstore-read /demo/kept)"
 finish
