@@ -36,7 +36,8 @@ pub trait Platform {
     }
     /// CONTROL `live-update -s`: get ready to replace this server by the checked kernel
     /// `image` (started with `cmdline`, or the current one). `Ok`: the host will switch; the
-    /// request stays unanswered while the engine serves on, until the host switches with
+    /// engine keeps the image ([`crate::Engine::live_update_pending`]) and the request stays
+    /// unanswered while it serves on, until the host switches with
     /// [`crate::Engine::live_update_state`] (the next server answers `OK`) or gives up with
     /// [`crate::Engine::live_update_fail`]. An `Err` text is the answer at once and
     /// nothing changes. Default: not available.

@@ -17,11 +17,25 @@ pub(crate) struct Session {
     cmdline: Option<String>,
 }
 
-/// An accepted `live-update -s`: the request to answer once the switch is made.
+/// An accepted `live-update -s`: the image and command line the host switches to, and the
+/// request to answer once the switch is made.
 pub(crate) struct Switch {
+    image: Vec<u8>,
+    cmdline: Option<String>,
     conn: ConnId,
     req_id: u32,
     tx_id: u32,
+}
+
+impl Switch {
+    /// The answer to the `-s` request: `text` and a NUL.
+    fn answer(&self, text: &str) -> Vec<u8> {
+        let mut payload = Vec::from(text.as_bytes());
+        payload.push(0);
+        let mut msg = Vec::new();
+        wire::encode_msg(&mut msg, ty::CONTROL, self.req_id, self.tx_id, &payload);
+        msg
+    }
 }
 
 /// The highest migration-stream version written.
@@ -176,6 +190,8 @@ impl<P: Platform> Engine<P> {
         {
             Ok(()) => {
                 self.lu_switch = Some(Switch {
+                    image: session.image,
+                    cmdline: session.cmdline,
                     conn,
                     req_id: h.req_id,
                     tx_id: h.tx_id,
@@ -187,20 +203,19 @@ impl<P: Platform> Engine<P> {
         }
     }
 
-    /// True while the host is switching for an accepted `live-update -s`.
-    pub fn live_update_pending(&self) -> bool {
-        self.lu_switch.is_some()
+    /// While the host is switching for an accepted `live-update -s`: the image and the
+    /// command line asked for.
+    pub fn live_update_pending(&self) -> Option<(&[u8], Option<&str>)> {
+        self.lu_switch
+            .as_ref()
+            .map(|s| (s.image.as_slice(), s.cmdline.as_deref()))
     }
 
     /// The state stream for the next server: this engine's, with the `OK` answer to the
     /// accepted `-s` request queued on its connection (for the next server to send). This
     /// engine does not change: if the switch then fails, [`Engine::live_update_fail`].
     pub fn live_update_state(&mut self) -> Vec<u8> {
-        let conn = self.lu_switch.as_ref().map(|s| {
-            let mut msg = Vec::new();
-            wire::encode_msg(&mut msg, ty::CONTROL, s.req_id, s.tx_id, b"OK\0");
-            (s.conn, msg)
-        });
+        let conn = self.lu_switch.as_ref().map(|s| (s.conn, s.answer("OK")));
         let Some((conn, msg)) = conn else {
             return self.dump();
         };
@@ -227,11 +242,7 @@ impl<P: Platform> Engine<P> {
     /// The host could not switch: `why` answers the `-s` request and this engine goes on.
     pub fn live_update_fail(&mut self, why: &str) {
         if let Some(s) = self.lu_switch.take() {
-            let mut payload = Vec::from(why.as_bytes());
-            payload.push(0);
-            let mut msg = Vec::new();
-            wire::encode_msg(&mut msg, ty::CONTROL, s.req_id, s.tx_id, &payload);
-            self.push(s.conn, msg, false);
+            self.push(s.conn, s.answer(why), false);
         }
     }
 

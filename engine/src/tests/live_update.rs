@@ -97,7 +97,10 @@ fn the_next_server_answers_the_switch_from_the_state_it_is_handed() {
     };
     assert_eq!(got, &image);
     assert_eq!(cmdline.as_deref(), Some("--event 5 -V"));
-    assert!(h.e.live_update_pending());
+    assert_eq!(
+        h.e.live_update_pending(),
+        Some((image.as_slice(), Some("--event 5 -V")))
+    );
     // While the host gets ready, the store serves on, and no second update can begin.
     assert_eq!(h.write(c, "/during", b"switch"), ok());
     assert_eq!(
@@ -108,7 +111,7 @@ fn the_next_server_answers_the_switch_from_the_state_it_is_handed() {
     let before = h.e.dump();
     let state = h.e.live_update_state();
     assert_eq!(h.e.dump(), before, "taking the state changes nothing");
-    assert!(h.e.live_update_pending());
+    assert!(h.e.live_update_pending().is_some());
     let mut restored = Engine::restore(TestPlatform::default(), Config::default(), &state)
         .expect("the state restores");
     assert_eq!(
@@ -141,7 +144,7 @@ fn a_switch_the_host_gives_up_is_answered_with_why_and_a_new_session_can_start()
             payload: b"Live update failed: no memory for the new kernel.\0".to_vec(),
         }]
     );
-    assert!(!h.e.live_update_pending());
+    assert_eq!(h.e.live_update_pending(), None);
     assert_eq!(lu(&mut h, c, &["-b", "10"]), text("OK"));
 }
 

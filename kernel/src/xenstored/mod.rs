@@ -18,8 +18,9 @@
 //! Live update (`docs/live-update.md`): once the engine holds an accepted `live-update -s`,
 //! the dispatcher closes the log device, takes the engine's state stream and has
 //! `handover` stage the new kernel; then it closes its VIRQs, unmaps every ring, closes
-//! our end of every ring's event channel and switches. The next kernel, started with `--live-update`, restores the stream from its boot
-//! module instead of introducing dom0, adopts the rings and services every one once.
+//! our end of every ring's event channel and switches. The next kernel, started with
+//! `--live-update=<ns>`, restores the stream from its boot module instead of introducing
+//! dom0, adopts the rings and services every one once.
 
 pub mod budget;
 pub mod domstate;
@@ -345,7 +346,7 @@ mod service {
                 if let Some(log) = self.log.as_mut() {
                     log.poll(&mut self.engine);
                 }
-                if self.engine.live_update_pending() {
+                if self.engine.live_update_pending().is_some() {
                     self.live_update_step();
                 }
                 AWAKE_NS.fetch_add(time::now_ns().saturating_sub(woke), Ordering::Relaxed);
@@ -380,26 +381,24 @@ mod service {
             }
         }
 
-        /// Stages the new kernel with the engine's state and switches to it; returns only
-        /// if staging failed (answered, and the stub serves on).
+        /// Stages the new kernel (the image the engine keeps) with the engine's state and
+        /// switches to it; returns only if staging failed (answered, and the stub serves on).
         fn switch(&mut self) {
-            let Some(sw) = self.engine.platform().switch.take() else {
-                return self.live_update_failed("Live update failed: the image is gone.");
-            };
             let stopped = time::now_ns();
             let state = self.engine.live_update_state();
+            let Some((image, cmdline)) = self.engine.live_update_pending() else {
+                return;
+            };
             let cmdline = next_kernel(
-                sw.cmdline
-                    .as_deref()
-                    .unwrap_or(crate::start_info::get().cmd_line()),
+                cmdline.unwrap_or(crate::start_info::get().cmd_line()),
                 stopped,
             );
-            match crate::handover::prepare(&sw.image, &state, &cmdline) {
+            let image_len = image.len();
+            match crate::handover::prepare(image, &state, &cmdline) {
                 Err(e) => self.live_update_failed(&alloc::format!("Live update failed: {e}.")),
                 Ok(next) => {
                     crate::println!(
-                        "xenstored: live update: switching to the new kernel ({} B image, {} B state, command line \"{cmdline}\")",
-                        sw.image.len(),
+                        "xenstored: live update: switching to the new kernel ({image_len} B image, {} B state, command line \"{cmdline}\")",
                         state.len()
                     );
                     if let Some(p) = self.virq_port {
@@ -416,7 +415,6 @@ mod service {
         fn live_update_failed(&mut self, why: &str) {
             crate::log_warn!("xenstored: {why}");
             self.engine.live_update_fail(why);
-            self.engine.platform().switch = None;
             self.lu_deadline = None;
             if let (Some(old), Ok(domid)) = (self.log.take(), events::own_domid()) {
                 self.log = Some(old.restart(&mut self.engine, domid, on_event));

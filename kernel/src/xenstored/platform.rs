@@ -1,9 +1,8 @@
 //! The engine's [`Platform`] in the stub: every introduced domain's ring is grant ref 1 of
 //! that domain mapped writable (the INTRODUCE mfn is never used) plus an interdomain event
 //! channel bound to the port it named. The platform owns them ([`Rings`]); the service loop
-//! reaches them through the engine (`Engine::platform`), the one way to the rings. A live
-//! update's image waits here ([`Switch`]) until the service loop switches to it; the next
-//! kernel adopts the rings (`Platform::adopt`).
+//! reaches them through the engine (`Engine::platform`), the one way to the rings. After a
+//! live update the next kernel adopts the rings (`Platform::adopt`).
 
 use crate::events::{self, Port};
 use crate::gntmap::{self, GrantMap};
@@ -58,12 +57,6 @@ pub struct Rings {
     dom0_adopted: bool,
 }
 
-/// An accepted live update: the checked image and the command line asked for.
-pub struct Switch {
-    pub image: Vec<u8>,
-    pub cmdline: Option<String>,
-}
-
 impl Rings {
     /// Drives connection `conn` with `ring` from now on.
     fn keep(&mut self, conn: ConnId, ring: Ring) {
@@ -77,8 +70,6 @@ impl Rings {
 pub struct KernelPlatform {
     /// The rings of the introduced domains.
     pub rings: Rings,
-    /// The live update the service loop is to make.
-    pub switch: Option<Switch>,
     handler: events::Handler,
     /// Free heap below which the host reports low memory (see `Platform::memory_low`).
     reserve: usize,
@@ -90,7 +81,6 @@ impl KernelPlatform {
     pub fn new(handler: events::Handler, reserve: usize) -> KernelPlatform {
         KernelPlatform {
             rings: Rings::default(),
-            switch: None,
             handler,
             reserve,
         }
@@ -181,18 +171,12 @@ impl Platform for KernelPlatform {
         Ok(())
     }
 
-    /// Checks that the image can take over in place; the service loop makes the switch.
-    fn live_update(&mut self, image: &[u8], cmdline: Option<&str>) -> Result<(), String> {
-        crate::handover::check(image).map_err(|e| format!("Live update failed: {e}."))?;
-        let mut copy = Vec::new();
-        copy.try_reserve_exact(image.len())
-            .map_err(|_| String::from("Live update failed: no memory for the image."))?;
-        copy.extend_from_slice(image);
-        self.switch = Some(Switch {
-            image: copy,
-            cmdline: cmdline.map(String::from),
-        });
-        Ok(())
+    /// Checks that the image can take over in place; the service loop makes the switch
+    /// (with the image the engine keeps).
+    fn live_update(&mut self, image: &[u8], _cmdline: Option<&str>) -> Result<(), String> {
+        crate::handover::check(image)
+            .map(drop)
+            .map_err(|e| format!("Live update failed: {e}."))
     }
 
     fn reintroduce(&mut self, conn: ConnId, domid: u32, port: u32) -> Result<(), Error> {

@@ -18,6 +18,9 @@ use alloc::alloc::{alloc_zeroed, dealloc};
 use alloc::vec::Vec;
 use core::alloc::Layout as AllocLayout;
 
+/// M2P updates per `mmu_update` call.
+const M2P_BATCH: usize = 128;
+
 extern "C" {
     fn _start();
     fn xen_handover(ops: u64, count: u64, start_info: u64) -> !;
@@ -57,6 +60,9 @@ pub struct Prepared {
     new_to_old: Vec<u64>,
     /// The machine frame of each new pfn (the next kernel's p2m list).
     p2m: Vec<u64>,
+    /// The M2P updates of the switch (made in `prepare`, where running out of memory can
+    /// still be answered).
+    m2p: Vec<MmuUpdate>,
     block: *mut u8,
     block_layout: AllocLayout,
     read_only: bool,
@@ -102,6 +108,7 @@ pub fn prepare(image: &[u8], module: &[u8], cmd_line: &str) -> Result<Prepared, 
         layout,
         new_to_old: Vec::new(),
         p2m: Vec::new(),
+        m2p: Vec::new(),
         block,
         block_layout,
         read_only: false,
@@ -112,6 +119,7 @@ pub fn prepare(image: &[u8], module: &[u8], cmd_line: &str) -> Result<Prepared, 
         "the staged frames overlap the kept ones",
     ))?;
     prepared.p2m = prepared.new_to_old.iter().map(|&p| pfn_to_mfn(p)).collect();
+    prepared.m2p = prepared.m2p_updates();
     prepared.fill(image, &k, module, next_si)?;
     prepared.pin()?;
     Ok(prepared)
@@ -176,19 +184,8 @@ impl Prepared {
         si.mod_len = module.len() as u64;
         si.flags &= !Flags::MOD_START_PFN.bits();
         self.write_at(l.start_info * page, &si.encode());
-        let ops = [
-            MmuextOp {
-                cmd: mmuext::NEW_USER_BASEPTR,
-                arg1: 0,
-                arg2: 0,
-            },
-            MmuextOp {
-                cmd: mmuext::NEW_BASEPTR,
-                arg1: self.p2m[l.pt as usize],
-                arg2: 0,
-            },
-        ];
-        let raw: Vec<u8> = ops
+        let raw: Vec<u8> = self
+            .switch_ops()
             .iter()
             .flat_map(|o| {
                 let mut b = [0u8; 24];
@@ -203,6 +200,36 @@ impl Prepared {
             self.write_at(table * page + idx as u64 * 8, &entry.to_le_bytes());
         });
         Ok(())
+    }
+
+    /// The `mmuext_op`s of the switch, written to the handover page: no user page tables,
+    /// then the new L4 loaded.
+    fn switch_ops(&self) -> [MmuextOp; 2] {
+        [
+            MmuextOp {
+                cmd: mmuext::NEW_USER_BASEPTR,
+                arg1: 0,
+                arg2: 0,
+            },
+            MmuextOp {
+                cmd: mmuext::NEW_BASEPTR,
+                arg1: self.p2m[self.layout.pt as usize],
+                arg2: 0,
+            },
+        ]
+    }
+
+    /// The M2P entries the new pfns need: one per frame whose pfn changes.
+    fn m2p_updates(&self) -> Vec<MmuUpdate> {
+        self.p2m
+            .iter()
+            .enumerate()
+            .filter(|&(pfn, _)| self.new_to_old[pfn] != pfn as u64)
+            .map(|(pfn, &mfn)| MmuUpdate {
+                ptr: (mfn << 12) | MMU_MACHPHYS_UPDATE,
+                val: pfn as u64,
+            })
+            .collect()
     }
 
     /// Makes the new tables read-only in our map, maps the handover page, pins the new L4.
@@ -280,37 +307,18 @@ impl Prepared {
         // lets Xen free the old tables once the switch drops that reference. A builder that
         // did not pin it (EINVAL) leaves nothing to do.
         let _ = unsafe { mmuext_op(&old_l4) };
-        const BATCH: usize = 128;
-        let mut batch = [MmuUpdate::default(); BATCH];
-        let mut n = 0;
-        for (pfn, &mfn) in self.p2m.iter().enumerate() {
-            if self.new_to_old[pfn] == pfn as u64 {
-                continue;
-            }
-            batch[n] = MmuUpdate {
-                ptr: (mfn << 12) | MMU_MACHPHYS_UPDATE,
-                val: pfn as u64,
-            };
-            n += 1;
-            if n == BATCH || pfn + 1 == self.p2m.len() {
-                // SAFETY: renumbers our own frames; from here on nothing walks our old tables
-                // through the M2P (only the switch below runs).
-                if let Err(e) = unsafe { mmu_update(&batch[..n], DOMID_SELF) } {
-                    panic!("live update: rewriting the M2P failed: {e}");
-                }
-                n = 0;
-            }
-        }
-        if n > 0 {
-            // SAFETY: as above.
-            if let Err(e) = unsafe { mmu_update(&batch[..n], DOMID_SELF) } {
+        for batch in self.m2p.chunks(M2P_BATCH) {
+            // SAFETY: renumbers our own frames; from here on nothing walks our old tables
+            // through the M2P (only the switch below runs).
+            if let Err(e) = unsafe { mmu_update(batch, DOMID_SELF) } {
                 panic!("live update: rewriting the M2P failed: {e}");
             }
         }
+        let ops = self.switch_ops().len() as u64;
         let page = PAGE_SIZE as u64;
         // SAFETY: the ops lie in the handover page, mapped at HANDOVER_VA in both address
         // spaces; the new tables are pinned and map the next kernel, whose switch routine and
         // `_start` are ours byte for byte (checked); events are masked.
-        unsafe { xen_handover(HANDOVER_VA + OPS_OFFSET as u64, 2, l.start_info * page) }
+        unsafe { xen_handover(HANDOVER_VA + OPS_OFFSET as u64, ops, l.start_info * page) }
     }
 }
