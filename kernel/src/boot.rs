@@ -142,6 +142,18 @@ fn run_demo_modes(
         demo::ring_abuse::run(si, mode);
         poweroff();
     }
+    if opts.net {
+        let addressing = match opts.ip {
+            Some((addr, prefix)) => crate::net::stack::Addressing::Static {
+                addr,
+                prefix,
+                gw: opts.gw,
+            },
+            None => crate::net::stack::Addressing::Dhcp,
+        };
+        demo::net::run(si, addressing);
+        poweroff();
+    }
 }
 
 /// Waits (bounded) until xenconsoled has read everything written to the console. The yield

@@ -81,8 +81,35 @@ pub struct Options {
     /// `--live-update[=NS]`: this kernel replaces a running stub; the boot module is its
     /// state, NS the system time at which the previous kernel stopped serving (0 unknown).
     pub live_update: Option<u64>,
+    /// `net`: the learning demo on the network (ping, TCP echo, HTTP page) until shutdown.
+    pub net: bool,
+    /// `ip=A.B.C.D/PREFIX`: a static IPv4 address (without it: DHCP).
+    pub ip: Option<([u8; 4], u8)>,
+    /// `gw=A.B.C.D`: the default gateway with a static address.
+    pub gw: Option<[u8; 4]>,
     /// Words that were not understood (or had a bad value).
     pub unknown: usize,
+}
+
+/// Parses `A.B.C.D`.
+pub fn parse_ipv4(s: &str) -> Option<[u8; 4]> {
+    let mut a = [0u8; 4];
+    let mut parts = s.split('.');
+    for b in a.iter_mut() {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 3 || !p.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        *b = p.parse().ok()?;
+    }
+    parts.next().is_none().then_some(a)
+}
+
+/// Parses `A.B.C.D/PREFIX` (prefix 0..=32).
+pub fn parse_cidr(s: &str) -> Option<([u8; 4], u8)> {
+    let (addr, prefix) = s.split_once('/')?;
+    let prefix = prefix.parse::<u8>().ok().filter(|&p| p <= 32)?;
+    Some((parse_ipv4(addr)?, prefix))
 }
 
 impl Default for Options {
@@ -100,6 +127,9 @@ impl Default for Options {
             quotas: [None; QUOTA_NAMES.len()],
             ring_abuse: None,
             live_update: None,
+            net: false,
+            ip: None,
+            gw: None,
             unknown: 0,
         }
     }
@@ -122,6 +152,15 @@ impl Options {
                 "xsclient" if inline.is_none() => o.xsclient = true,
                 "xsfill" if inline.is_none() => o.xsfill = true,
                 "lu-client" if inline.is_none() => o.lu_client = true,
+                "net" if inline.is_none() => o.net = true,
+                "ip" => match inline.and_then(parse_cidr) {
+                    Some(c) => o.ip = Some(c),
+                    None => o.unknown += 1,
+                },
+                "gw" => match inline.and_then(parse_ipv4) {
+                    Some(a) => o.gw = Some(a),
+                    None => o.unknown += 1,
+                },
                 LIVE_UPDATE_WORD => match inline.map_or(Some(0), |v| v.parse().ok()) {
                     Some(ns) => o.live_update = Some(ns),
                     None => o.unknown += 1,
@@ -188,6 +227,28 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_words() {
+        let o = Options::parse("net ip=10.0.0.2/24 gw=10.0.0.1");
+        assert!(o.net);
+        assert_eq!(o.ip, Some(([10, 0, 0, 2], 24)));
+        assert_eq!(o.gw, Some([10, 0, 0, 1]));
+        assert_eq!(o.unknown, 0);
+        for bad in [
+            "ip=10.0.0.2",
+            "ip=10.0.0.2/33",
+            "ip=10.0.0/24",
+            "ip=10.0.0.256/24",
+            "ip=10.0.0.2.1/8",
+            "ip=+1.0.0.2/8",
+            "gw=1.2.3",
+            "gw",
+        ] {
+            let o = Options::parse(bad);
+            assert_eq!((o.unknown, o.ip, o.gw), (1, None, None), "{bad}");
+        }
+    }
 
     #[test]
     fn the_next_kernel_gets_the_live_update_word_once() {

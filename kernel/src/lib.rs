@@ -20,6 +20,8 @@ pub mod console;
 pub mod events;
 pub mod gnttab;
 pub mod logsink;
+pub mod net;
+pub mod netfront;
 pub mod ninep;
 pub mod sched;
 pub mod time;

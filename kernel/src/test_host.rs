@@ -28,3 +28,30 @@ impl Platform for TestHost {
     }
     fn log(&mut self, _: &str) {}
 }
+
+/// A page of host memory standing in for a page shared with another domain.
+#[derive(Clone)]
+pub struct HostPage(pub alloc::vec::Vec<u8>);
+
+impl HostPage {
+    /// A zeroed 4 KiB page.
+    pub fn new() -> HostPage {
+        HostPage(alloc::vec![0; 4096])
+    }
+}
+
+impl xenstore_engine::ring::RingPage for HostPage {
+    fn load_u32(&self, off: usize) -> u32 {
+        self.0.as_slice().load_u32(off)
+    }
+    fn store_u32(&mut self, off: usize, v: u32) {
+        self.0.as_mut_slice().store_u32(off, v)
+    }
+    fn read(&self, off: usize, buf: &mut [u8]) {
+        self.0.as_slice().read(off, buf)
+    }
+    fn write(&mut self, off: usize, data: &[u8]) {
+        self.0.as_mut_slice().write(off, data)
+    }
+    fn barrier(&self) {}
+}

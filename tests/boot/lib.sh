@@ -33,6 +33,9 @@
 #   stub_console_clean [PATTERN]    PASS if the stub's console log (guest_log Xenstore) has no
 #                                   [WARN] or [ERROR] line other than those matching
 #                                   grep -E PATTERN, else FAIL listing them
+#   net_setup                       loads xen-netback and the bridge modules and makes the
+#                                   bridge xenbr0 at 10.0.0.1/24 (xen-config/net-demo.cfg's
+#                                   vifs join it); PASS or FAIL
 #   finish                          print "RESULT: N passed, M failed"; exit 0 only if
 #                                   at least one check passed and none failed
 # Counters: PASSED, FAILED. Polling interval of the wait_* helpers: 0.1 s.
@@ -172,6 +175,22 @@ EOF
     if ! grep -q '^GUEST-EXIT 0' "$(guest_log "$1")"; then
         echo "linux_guest: $1's command failed: $(grep '^GUEST-EXIT' "$(guest_log "$1")")"
         return 1
+    fi
+}
+
+net_setup() {
+    _mods=/lib/modules/$(uname -r)/kernel
+    _err=
+    for _m in net/llc/llc net/802/stp net/bridge/bridge drivers/net/xen-netback/xen-netback; do
+        insmod "$_mods/$_m.ko" 2>/tmp/insmod.err || _err="$_err insmod $_m: $(cat /tmp/insmod.err);"
+    done
+    brctl addbr xenbr0 2>>/tmp/insmod.err || _err="$_err brctl addbr xenbr0 failed;"
+    ip addr add 10.0.0.1/24 dev xenbr0 || _err="$_err no address on xenbr0;"
+    ip link set dev xenbr0 up || _err="$_err xenbr0 not up;"
+    if [ -z "$_err" ]; then
+        pass "dom0 network: xen-netback loaded, bridge xenbr0 at 10.0.0.1/24"
+    else
+        fail "dom0 network: xen-netback loaded, bridge xenbr0 at 10.0.0.1/24" "$_err"
     fi
 }
 

@@ -8,6 +8,7 @@
 
 pub mod lu_client;
 pub mod memory;
+pub mod net;
 pub mod ring_abuse;
 pub mod threads;
 pub mod xsclient;

@@ -143,33 +143,10 @@ mod tests {
     use super::*;
     use alloc::vec;
 
-    /// A page of host memory.
-    #[derive(Clone)]
-    struct Page(Vec<u8>);
-
-    impl RingPage for Page {
-        fn load_u32(&self, off: usize) -> u32 {
-            self.0.as_slice().load_u32(off)
-        }
-        fn store_u32(&mut self, off: usize, v: u32) {
-            self.0.as_mut_slice().store_u32(off, v)
-        }
-        fn read(&self, off: usize, buf: &mut [u8]) {
-            self.0.as_slice().read(off, buf)
-        }
-        fn write(&mut self, off: usize, data: &[u8]) {
-            self.0.as_mut_slice().write(off, data)
-        }
-        fn barrier(&self) {}
-    }
+    use crate::test_host::HostPage as Page;
 
     fn channel() -> Channel<Page> {
-        Channel::new(
-            Page(vec![0; 4096]),
-            Page(vec![0; 4096]),
-            Page(vec![0; 4096]),
-            [7, 8],
-        )
+        Channel::new(Page::new(), Page::new(), Page::new(), [7, 8])
     }
 
     /// The backend: takes what we produced on `out`, and produces `bytes` on `in`.

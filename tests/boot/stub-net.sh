@@ -1,0 +1,79 @@
+# Issue 11: the demo kernel on the network (xen-config/net-demo.cfg): netfront's handshake
+# with dom0's xen-netback through the stub, smoltcp answering 10/10 pings, echoing 1 MiB
+# over TCP intact, serving its page (and 404/405) to dom0; the vif detached and attached
+# again (the guest closes it, then connects the new one); `xl shutdown` closing the vif in
+# order. Markers: kernel/src/demo/net.rs.
+# xen-run: --xenstore stub --timeout 400
+. /ferrostore/tests/boot/lib.sh
+
+cfg=/ferrostore/xen-config/net-demo.cfg
+name=ferrostore-net
+log=$(guest_log $name)
+guest=10.0.0.2
+vif_spec="mac=00:16:3e:fe:00:02 bridge=xenbr0 script=/ferrostore/xen-config/vif-ferrostore"
+
+net_setup
+check "xl create net-demo.cfg" xl create $cfg
+wait_for_marker "$log" '^net: (serving|FAILED)' 60
+id=$(xl domid $name)
+out=$(grep '^net: ' "$log" | tr -d '\r')
+expect_eq "netfront connected through the stub, static address, services up" "net: vif device/vif/0 connected, mac 00:16:3e:fe:00:02, backend /local/domain/0/backend/vif/$id/0
+net: address 10.0.0.2/24, gateway 10.0.0.1
+net: serving ping, tcp echo on 7, http on 80" "$out"
+expect_eq "backend and frontend Connected" "4 4" \
+    "$(xenstore-read /local/domain/0/backend/vif/$id/0/state) $(xenstore-read /local/domain/$id/device/vif/0/state)"
+
+pings=$(ping -c 10 -W 2 $guest 2>&1)
+expect_match "10/10 pings answered" '^10 packets transmitted, 10 packets received, 0% packet loss$' "$pings"
+
+head -c 1048576 /dev/urandom >/tmp/echo.in
+t0=$(uptime_ms)
+timeout 60 nc $guest 7 </tmp/echo.in >/tmp/echo.out
+t1=$(uptime_ms)
+expect_eq "1 MiB echoed over TCP, same size and checksum" \
+    "1048576 $(md5sum </tmp/echo.in)" "$(wc -c </tmp/echo.out | tr -d ' ') $(md5sum </tmp/echo.out)"
+echo "NOTE tcp echo: 1 MiB there and back in $((t1 - t0)) ms"
+
+rm -f /tmp/page.html
+check "wget fetches the page" timeout 20 wget -q -O /tmp/page.html http://$guest/
+page=$(cat /tmp/page.html 2>/dev/null)
+expect_match "the page has the boot facts" '^<h1>ferrostore: a Rust PV kernel on Xen</h1>$' "$page"
+expect_match "the page names the Xen version" "^<li>Xen $(xl info | sed -n 's/^xen_major *: *//p')\.$(xl info | sed -n 's/^xen_minor *: *//p')</li>$" "$page"
+expect_match "the page counts packets" '^<li>packets: rx [1-9][0-9]* \([0-9]+ bytes\), tx [1-9][0-9]* \([0-9]+ bytes\), rx errors 0, tx errors 0, rejected 0</li>$' "$page"
+expect_eq "other paths: 404" "HTTP/1.1 404 Not Found" \
+    "$(printf 'GET /nope HTTP/1.0\r\n\r\n' | timeout 10 nc $guest 80 | head -n 1 | tr -d '\r')"
+expect_eq "other methods: 405" "HTTP/1.1 405 Method Not Allowed" \
+    "$(printf 'POST / HTTP/1.0\r\n\r\n' | timeout 10 nc $guest 80 | head -n 1 | tr -d '\r')"
+
+check "xl network-detach" timeout 60 xl network-detach $name 0
+if wait_for_marker "$log" '^net: backend of device/vif/0 went away' 30; then
+    expect_match "the guest closed the detached vif" \
+        '^net: backend of device/vif/0 went away; vif closed \(rx [0-9]+, tx [0-9]+ packets, 0 rejected\)$' \
+        "$(tr -d '\r' <"$log")"
+else
+    fail "the guest closed the detached vif"
+fi
+check "xl network-attach" timeout 60 xl network-attach $name $vif_spec
+connected() { grep -c '^net: vif device/vif/[0-9]* connected, mac 00:16:3e:fe:00:02, ' "$log"; }
+n=0
+while [ "$(connected)" -lt 2 ] && [ $n -lt 300 ]; do
+    sleep 0.1
+    n=$((n + 1))
+done
+expect_eq "the guest connected the attached vif (a second connection)" 2 "$(connected)"
+pings=$(ping -c 3 -W 2 $guest 2>&1)
+expect_match "pings answered on the new vif" '^3 packets transmitted, 3 packets received, 0% packet loss$' "$pings"
+
+check "xl shutdown" xl shutdown $name
+if wait_for_marker "$log" '^net: (done|FAILED)' 60 && wait_domain_gone $name 30; then
+    pass "the guest shut down on request and is gone"
+else
+    fail "the guest shut down on request and is gone"
+fi
+expect_match "shutdown closed the vif in order" \
+    '^net: shutdown requested \(poweroff\); vif closed \(rx [0-9]+, tx [0-9]+ packets, 0 rejected\), [0-9]+ bytes echoed, [0-9]+ pages served$' \
+    "$(tr -d '\r' <"$log")"
+expect_eq "no netfront warnings" "" "$(grep -E 'netfront|WARN|ERROR' "$log" | tr -d '\r')"
+expect_eq "no vif left in dom0" "" "$(ip -o link show | grep -o 'vif[0-9.]*')"
+stub_console_clean
+finish
