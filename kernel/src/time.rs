@@ -44,8 +44,10 @@ mod kernel {
     /// The deadline the one-shot timer is armed for (0: none armed, or it has fired).
     static ARMED: AtomicU64 = AtomicU64::new(0);
     static HOOK: IrqMutex<Option<fn()>> = IrqMutex::new(None);
+    /// System time when [`init`] ran.
+    static BOOTED_NS: AtomicU64 = AtomicU64::new(0);
 
-    /// System time: nanoseconds since the domain booted (pvclock).
+    /// System time (pvclock): nanoseconds since Xen booted.
     pub fn now_ns() -> u64 {
         let t = &arch::vcpu().time;
         loop {
@@ -117,12 +119,18 @@ mod kernel {
     }
 
     /// The port VIRQ_TIMER is bound to.
+    /// Nanoseconds since this kernel set up its clock.
+    pub fn uptime_ns() -> u64 {
+        now_ns().saturating_sub(BOOTED_NS.load(Ordering::Relaxed))
+    }
+
     pub fn timer_port() -> Port {
         TIMER_PORT.load(Ordering::Relaxed)
     }
 
     /// Stops Xen's default 10 ms periodic timer and binds VIRQ_TIMER for one-shot timers.
     pub fn init() {
+        BOOTED_NS.store(now_ns(), Ordering::Relaxed);
         if let Err(e) = hypercall::vcpu_stop_periodic_timer(0) {
             panic!("VCPUOP_stop_periodic_timer failed: {e}");
         }

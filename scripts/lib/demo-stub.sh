@@ -3,7 +3,9 @@
 # boot-tour kernel of xen-config/hello.cfg (its console reaches us through xenconsoled, which
 # finds guests through the stub) and the same kernel in xenstore-client mode
 # (xen-config/xsclient.cfg), which reads, writes, commits a transaction and waits on a watch
-# through its own store ring, served by the stub. Last, the stub is replaced in place by a
+# through its own store ring, served by the stub. Then the demo kernel goes on the network
+# (xen-config/net-demo.cfg: netfront and smoltcp; dom0 pings it, echoes a line over TCP and
+# fetches its page). Last, the stub is replaced in place by a
 # second build (`xenstore-control live-update`): same domain, same store, new version.
 # xen-run prints the consoles afterwards.
 . /ferrostore/tests/boot/lib.sh
@@ -57,6 +59,32 @@ if command -v xen-9pfsd >/dev/null; then
     sed 's/^/    /' /var/lib/xen/xenstore/ferrostore.log
     expect_match "the stub's log file shows the xsclient guest released" \
         "\\[INFO\\] xenstored: dom$id released" "$(stub_log_text)"
+fi
+
+echo "DEMO: the demo kernel on the network: dom0's bridge xenbr0 (10.0.0.1), xl create net-demo.cfg (10.0.0.2)"
+net_setup
+name=ferrostore-net
+check "xl create /ferrostore/xen-config/net-demo.cfg" xl create /ferrostore/xen-config/net-demo.cfg
+if wait_for_marker "$(guest_log $name)" '^net: (serving|FAILED)' 60; then
+    tr -d '\r' <"$(guest_log $name)" | grep '^net: ' | sed 's/^/    /'
+    echo "DEMO: ping -c 3 10.0.0.2"
+    pings=$(ping -c 3 -W 2 10.0.0.2 2>&1)
+    printf '%s\n' "$pings" | sed 's/^/    /'
+    expect_match "the guest answers ping" '^3 packets transmitted, 3 packets received' "$pings"
+    echo "DEMO: echo 'hello over netfront' | nc 10.0.0.2 7"
+    expect_eq "the guest echoes over TCP" "hello over netfront" \
+        "$(echo 'hello over netfront' | timeout 10 nc 10.0.0.2 7)"
+    echo "DEMO: wget -O - http://10.0.0.2/ (the guest's page, served by smoltcp)"
+    page=$(timeout 20 wget -q -O - http://10.0.0.2/ 2>&1)
+    printf '%s\n' "$page" | grep '<li>' | sed 's/^/    /'
+    expect_match "the guest serves its page" '^<h1>ferrostore: a Rust PV kernel on Xen</h1>$' "$page"
+fi
+check "xl shutdown $name" xl shutdown $name
+if wait_domain_gone $name 60; then
+    pass "$name closed its vif and powered off on xl shutdown"
+else
+    fail "$name powered off on xl shutdown within 60 s" "$(xl list)"
+    xl destroy $name
 fi
 
 console=$(guest_log Xenstore)

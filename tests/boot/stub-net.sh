@@ -19,7 +19,7 @@ id=$(xl domid $name)
 out=$(grep '^net: ' "$log" | tr -d '\r')
 expect_eq "netfront connected through the stub, static address, services up" "net: vif device/vif/0 connected, mac 00:16:3e:fe:00:02, backend /local/domain/0/backend/vif/$id/0
 net: address 10.0.0.2/24, gateway 10.0.0.1
-net: serving ping, tcp echo on 7, http on 80" "$out"
+net: serving ping, tcp echo on 7, discard on 9, http on 80" "$out"
 expect_eq "backend and frontend Connected" "4 4" \
     "$(xenstore-read /local/domain/0/backend/vif/$id/0/state) $(xenstore-read /local/domain/$id/device/vif/0/state)"
 
@@ -33,6 +33,8 @@ t1=$(uptime_ms)
 expect_eq "1 MiB echoed over TCP, same size and checksum" \
     "1048576 $(md5sum </tmp/echo.in)" "$(wc -c </tmp/echo.out | tr -d ' ') $(md5sum </tmp/echo.out)"
 echo "NOTE tcp echo: 1 MiB there and back in $((t1 - t0)) ms"
+expect_eq "1 MiB sent to the discard port, connection closed by the guest" 0 \
+    "$(timeout 60 nc $guest 9 </tmp/echo.in | wc -c | tr -d ' ')"
 
 rm -f /tmp/page.html
 check "wget fetches the page" timeout 20 wget -q -O /tmp/page.html http://$guest/

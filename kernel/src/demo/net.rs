@@ -1,9 +1,10 @@
 //! Network demo (`cmdline = "net [ip=A.B.C.D/P [gw=A.B.C.D]]"`, xen-config/net-demo.cfg):
-//! netfront and smoltcp in a guest. It answers ping, echoes TCP on port 7 and serves its boot
-//! facts over HTTP on port 80 until `xl shutdown`; a vif detached and attached again is
+//! netfront and smoltcp in a guest. It answers ping, echoes TCP on port 7, discards what
+//! comes on port 9 and serves its boot facts over HTTP on port 80 until `xl shutdown`; a vif detached and attached again is
 //! closed and connected again. Markers:
 //! `net: vif device/vif/<n> connected, mac <mac>, backend <path>` ·
-//! `net: address <cidr>, gateway <gw>` · `net: serving ping, tcp echo on 7, http on 80` ·
+//! `net: address <cidr>, gateway <gw>` ·
+//! `net: serving ping, tcp echo on 7, discard on 9, http on 80` ·
 //! `net: backend of device/vif/<n> went away; vif closed (rx <n>, tx <n> packets, <n> rejected)` ·
 //! `net: shutdown requested (<reason>); vif closed (...)` · `net: done` — or
 //! `net: FAILED: <what>`.
@@ -26,7 +27,10 @@ use smoltcp::socket::tcp;
 /// TCP echo port (RFC 862).
 const ECHO_PORT: u16 = 7;
 const HTTP_PORT: u16 = 80;
+/// TCP discard port (RFC 863): what the throughput benchmark sends to.
+const DISCARD_PORT: u16 = 9;
 const ECHO_SOCKETS: usize = 2;
+const DISCARD_SOCKETS: usize = 2;
 const HTTP_SOCKETS: usize = 4;
 /// Each TCP socket's receive and send buffer.
 const TCP_BUFFER: usize = 64 * 1024;
@@ -136,6 +140,7 @@ fn tcp_socket() -> tcp::Socket<'static> {
 
 struct Services {
     echo: Vec<SocketHandle>,
+    discard: Vec<SocketHandle>,
     http: Vec<(SocketHandle, Exchange)>,
     scratch: Vec<u8>,
     echoed: u64,
@@ -153,6 +158,9 @@ fn serve(si: &StartInfo, addressing: Addressing) -> Result<(), String> {
         echo: (0..ECHO_SOCKETS)
             .map(|_| stack.sockets.add(tcp_socket()))
             .collect(),
+        discard: (0..DISCARD_SOCKETS)
+            .map(|_| stack.sockets.add(tcp_socket()))
+            .collect(),
         http: (0..HTTP_SOCKETS)
             .map(|_| (stack.sockets.add(tcp_socket()), Exchange::default()))
             .collect(),
@@ -160,13 +168,16 @@ fn serve(si: &StartInfo, addressing: Addressing) -> Result<(), String> {
         echoed: 0,
         pages: 0,
     };
-    println!("net: serving ping, tcp echo on {ECHO_PORT}, http on {HTTP_PORT}");
+    println!(
+        "net: serving ping, tcp echo on {ECHO_PORT}, discard on {DISCARD_PORT}, http on {HTTP_PORT}"
+    );
     let mut connected = true;
     let mut next_search = 0;
     loop {
         if connected {
             stack.poll();
             svc.echo_step(&mut stack);
+            svc.discard_step(&mut stack);
             svc.http_step(&mut stack, si);
             stack.poll();
             if let Some(why) = stack.dev.broken() {
@@ -263,6 +274,21 @@ impl Services {
         }
     }
 
+    /// Drops what each discard socket received; closes once the peer closed.
+    fn discard_step(&mut self, stack: &mut Stack) {
+        for &h in &self.discard {
+            let s = stack.sockets.get_mut::<tcp::Socket>(h);
+            if !s.is_open() {
+                let _ = s.listen(DISCARD_PORT);
+                continue;
+            }
+            while s.recv(|d| (d.len(), d.len())).unwrap_or(0) > 0 {}
+            if !s.may_recv() && s.may_send() {
+                s.close();
+            }
+        }
+    }
+
     /// Feeds each HTTP socket's request to its exchange and sends the answer; closes when
     /// sent, listens again when closed.
     fn http_step(&mut self, stack: &mut Stack, si: &StartInfo) {
@@ -311,7 +337,7 @@ fn page(req: Request<'_>, si: &StartInfo, stats: Stats, addr: Option<String>) ->
         return Response::text(404, "not found: the page is at /\n");
     }
     let (major, minor) = hypercall::xen_version();
-    let uptime_ms = time::now_ns() / 1_000_000;
+    let uptime_ms = time::uptime_ns() / 1_000_000;
     let body = format!(
         "<!doctype html>\n<html><head><title>ferrostore</title></head><body>\n\
          <h1>ferrostore: a Rust PV kernel on Xen</h1>\n<ul>\n\
