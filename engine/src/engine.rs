@@ -26,6 +26,8 @@ mod dispatch;
 mod domains;
 mod dump;
 mod live_update;
+mod metrics;
+pub use metrics::{Counters, DomainFigures};
 
 pub use live_update::check_image;
 mod restore;
@@ -117,6 +119,8 @@ pub struct Engine<P: Platform> {
     lu_switch: Option<live_update::Switch>,
     /// Set by a request whose reply comes later (`live-update -s` accepted by the host).
     reply_deferred: bool,
+    /// Requests by type, errors by name, rings held back (the metrics endpoint's).
+    counters: Counters,
 }
 
 fn n0() -> Vec<Perm> {
@@ -157,6 +161,7 @@ impl<P: Platform> Engine<P> {
             lu: None,
             lu_switch: None,
             reply_deferred: false,
+            counters: Counters::default(),
         };
         e.recount_usage();
         e.new_domain(0);
@@ -280,6 +285,7 @@ impl<P: Platform> Engine<P> {
             && reply.len() > SMALL_REPLY
             && matches!(self.conns.get(conn), Some(Some(c)) if self.over_memory(c, HEADER_LEN + reply.len()));
         let res = if too_big { Err(Error::Nomem) } else { res };
+        self.counters.request(h.ty, res);
         match res {
             Ok(()) => wire::encode_msg(&mut msg, h.ty, h.req_id, h.tx_id, &reply),
             Err(e) => {

@@ -49,7 +49,7 @@ pub mod wire;
 mod wrl;
 
 pub use domain::{Platform, FEATURES, FEATURE_ERROR, FEATURE_RECONNECTION, FEATURE_WATCHDEPTH};
-pub use engine::{check_image, Config, ConnError, Engine};
+pub use engine::{check_image, Config, ConnError, Counters, DomainFigures, Engine};
 pub use quota::Quotas;
 pub use stream::RestoreError;
 pub use wire::Error;

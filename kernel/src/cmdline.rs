@@ -53,7 +53,7 @@ pub fn next_kernel(cmdline: &str, stopped_ns: u64) -> alloc::string::String {
     out
 }
 
-/// Parsed command-line options.
+/// Parsed command-line options (parsed before the heap exists: nothing here allocates).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
     /// `demo`: run the learning demo, then power off.
@@ -87,9 +87,18 @@ pub struct Options {
     pub ip: Option<([u8; 4], u8)>,
     /// `gw=A.B.C.D`: the default gateway with a static address.
     pub gw: Option<[u8; 4]>,
+    /// `--metrics PORT`: the stub serves `GET /metrics` and `GET /status` on this TCP port
+    /// of its vif (off without it).
+    pub metrics: Option<u16>,
+    /// `--metrics-allow CIDR[,CIDR...]`: the sources the metrics endpoint answers (at most
+    /// [`MAX_ALLOW`]; none: nobody).
+    pub metrics_allow: [Option<([u8; 4], u8)>; MAX_ALLOW],
     /// Words that were not understood (or had a bad value).
     pub unknown: usize,
 }
+
+/// Networks `--metrics-allow` may name.
+pub const MAX_ALLOW: usize = 8;
 
 /// Parses `A.B.C.D`.
 pub fn parse_ipv4(s: &str) -> Option<[u8; 4]> {
@@ -130,6 +139,8 @@ impl Default for Options {
             net: false,
             ip: None,
             gw: None,
+            metrics: None,
+            metrics_allow: [None; MAX_ALLOW],
             unknown: 0,
         }
     }
@@ -196,6 +207,30 @@ impl Options {
                     }
                 }
                 "-V" | "--verbose" if inline.is_none() => o.log_level = Level::Debug,
+                "--metrics" => {
+                    let v = inline.or_else(|| words.next());
+                    match v.and_then(|v| v.parse::<u16>().ok()).filter(|&p| p != 0) {
+                        Some(p) => o.metrics = Some(p),
+                        None => o.unknown += 1,
+                    }
+                }
+                "--metrics-allow" => {
+                    // No allocation: the command line is parsed before the heap exists.
+                    let v = inline.or_else(|| words.next()).unwrap_or_default();
+                    let mut nets = [None; MAX_ALLOW];
+                    let mut ok = true;
+                    for (i, part) in v.split(',').enumerate() {
+                        match (nets.get_mut(i), parse_cidr(part)) {
+                            (Some(slot), Some(net)) => *slot = Some(net),
+                            _ => ok = false,
+                        }
+                    }
+                    if ok {
+                        o.metrics_allow = nets;
+                    } else {
+                        o.unknown += 1;
+                    }
+                }
                 "ring-abuse" => match inline.and_then(RingAbuse::parse) {
                     Some(m) => o.ring_abuse = Some(m),
                     None => o.unknown += 1,
@@ -247,6 +282,30 @@ mod tests {
         ] {
             let o = Options::parse(bad);
             assert_eq!((o.unknown, o.ip, o.gw), (1, None, None), "{bad}");
+        }
+    }
+
+    #[test]
+    fn metrics_words() {
+        let o = Options::parse(
+            "--event 3 --metrics 9100 --metrics-allow 10.0.0.1/32,192.168.0.0/16 ip=10.0.0.5/24",
+        );
+        assert_eq!(o.metrics, Some(9100));
+        assert_eq!(o.metrics_allow[0], Some(([10, 0, 0, 1], 32)));
+        assert_eq!(o.metrics_allow[1], Some(([192, 168, 0, 0], 16)));
+        assert_eq!(o.metrics_allow[2], None);
+        assert_eq!(o.unknown, 0);
+        assert_eq!(Options::parse("--metrics=80").metrics, Some(80));
+        for bad in [
+            "--metrics 0",
+            "--metrics 70000",
+            "--metrics",
+            "--metrics-allow 10.0.0.1",
+            "--metrics-allow 1.1.1.1/32,,2.2.2.2/32",
+            "--metrics-allow 1.0.0.0/8,2.0.0.0/8,3.0.0.0/8,4.0.0.0/8,5.0.0.0/8,6.0.0.0/8,7.0.0.0/8,8.0.0.0/8,9.0.0.0/8",
+        ] {
+            let o = Options::parse(bad);
+            assert_eq!((o.unknown, o.metrics, o.metrics_allow[0]), (1, None, None), "{bad}");
         }
     }
 

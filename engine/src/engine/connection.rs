@@ -259,7 +259,15 @@ impl<P: Platform> Engine<P> {
             return true;
         };
         self.wrl.update(d, now);
-        !over(queued + 1, d.quotas.outstanding) && d.wrl_credit >= 0
+        if over(queued + 1, d.quotas.outstanding) {
+            self.counters.held_outstanding += 1;
+            return false;
+        }
+        if d.wrl_credit < 0 {
+            self.counters.held_rate += 1;
+            return false;
+        }
+        true
     }
 
     /// Drops watch events that waited longer than the timeout for unprivileged clients.

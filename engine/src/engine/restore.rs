@@ -704,6 +704,7 @@ impl Restorer {
             lu: None,
             lu_switch: None,
             reply_deferred: false,
+            counters: Counters::default(),
         };
         e.recount_usage();
         for d in self.usage_domids {

@@ -3,6 +3,7 @@
 mod domains;
 mod live_update;
 mod memory;
+mod metrics;
 mod migrate;
 mod protocol;
 mod random;

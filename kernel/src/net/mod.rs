@@ -3,5 +3,5 @@
 //! metrics endpoint serve (`http`, pure).
 
 pub mod http;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", feature = "net"))]
 pub mod stack;

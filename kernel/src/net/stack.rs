@@ -104,6 +104,31 @@ impl Stack {
         self.dev.service();
     }
 
+    /// One step with a budget: at most `packets` received frames go through smoltcp, then
+    /// its egress (for a service that must not hold up others).
+    pub fn poll_bounded(&mut self, packets: usize) {
+        self.dev.service();
+        for _ in 0..packets {
+            let r = self
+                .iface
+                .poll_ingress_single(now(), &mut self.dev, &mut self.sockets);
+            if r == smoltcp::iface::PollIngressSingleResult::None {
+                break;
+            }
+        }
+        self.iface
+            .poll_egress(now(), &mut self.dev, &mut self.sockets);
+        self.dhcp_step();
+        self.dev.service();
+    }
+
+    /// When smoltcp next has a timer due (system time), if it has one.
+    pub fn next_timer_ns(&mut self) -> Option<u64> {
+        self.iface
+            .poll_delay(now(), &self.sockets)
+            .map(|d| time::now_ns().saturating_add(d.total_micros().saturating_mul(1000)))
+    }
+
     fn dhcp_step(&mut self) {
         let Some(h) = self.dhcp else {
             return;

@@ -10,16 +10,26 @@ use crate::gnttab::{self, GrantRef};
 use crate::mm::{self, SharedPage};
 use crate::sched::{self, WaitQueue};
 use crate::time;
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 
-/// Tx buffers (pages) in flight at most.
-pub const TX_BUFFERS: usize = 64;
-/// Rx buffers kept posted to the backend.
-pub const RX_BUFFERS: usize = 128;
+/// How many buffer pages a device grants: tx buffers in flight at most, rx buffers kept
+/// posted to the backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferPages {
+    pub tx: usize,
+    pub rx: usize,
+}
+
+/// A guest's buffers (768 KiB).
+pub const GUEST_BUFFERS: BufferPages = BufferPages { tx: 64, rx: 128 };
+
+/// Decides whether a received frame reaches the stack (see [`Netfront::set_filter`]).
+pub type Filter = Box<dyn Fn(&[u8]) -> bool>;
 /// How long the backend may take to reach a state we wait for.
 const STATE_WAIT_NS: u64 = 10_000_000_000;
 /// How often a state wait looks again.
@@ -33,7 +43,8 @@ static WAITERS: WaitQueue = WaitQueue::new();
 /// Pages a backend kept mapped after close: never freed.
 static LEAKED: AtomicU64 = AtomicU64::new(0);
 
-fn on_event(_port: Port) {
+/// The event handler of a guest's devices: wakes [`wait`].
+pub fn on_event(_port: Port) {
     EVENT.store(true, Ordering::Release);
     WAITERS.wake_all();
 }
@@ -91,26 +102,138 @@ pub fn leaked_pages() -> u64 {
     LEAKED.load(Ordering::Relaxed)
 }
 
-/// Polls `dir/state` until `done(state)` or the deadline.
-fn wait_state(
-    store: &mut dyn Store,
-    dir: &str,
-    done: impl Fn(u32) -> bool,
-    what: &str,
-) -> Result<u32, String> {
-    let deadline = time::now_ns() + STATE_WAIT_NS;
-    loop {
-        let s = handshake::read_state(store, dir)?;
-        if done(s) {
-            return Ok(s);
-        }
-        if time::now_ns() >= deadline {
-            return Err(format!(
-                "the backend did not reach {what} in 10 s (state {s})"
-            ));
-        }
-        sched::sleep_until(time::now_ns() + STATE_POLL_NS);
+/// A handshake under way, in steps that never block: a guest loops over them
+/// ([`Netfront::connect`]); the stub takes one between two passes over its rings.
+pub enum Handshake {
+    /// Waiting for the backend's InitWait.
+    Backend {
+        front: String,
+        backend: Backend,
+        on_event: events::Handler,
+        buffers: BufferPages,
+        deadline: u64,
+    },
+    /// Our rings are published; waiting for the backend's Connected.
+    Connected { dev: Box<Netfront>, deadline: u64 },
+}
+
+/// Where a [`Handshake`] step left it.
+pub enum Progress {
+    Waiting(Handshake),
+    Done(Box<Netfront>),
+}
+
+impl Handshake {
+    /// Starts connecting the vif whose frontend directory is `front` (`device/vif/<n>`);
+    /// `on_event` will handle its event channel; `buffers` pages are granted for packets.
+    pub fn start(
+        store: &mut dyn Store,
+        front: &str,
+        on_event: events::Handler,
+        buffers: BufferPages,
+    ) -> Result<Handshake, String> {
+        Ok(Handshake::Backend {
+            front: String::from(front),
+            backend: handshake::find_backend(store, front)?,
+            on_event,
+            buffers,
+            deadline: time::now_ns() + STATE_WAIT_NS,
+        })
     }
+
+    /// Looks at the backend once and moves on if it is ready: at InitWait, grants the rings
+    /// and buffers and publishes them; at Connected, the device is done. Errors after 10 s
+    /// in one state, releasing what was granted.
+    pub fn step(self, store: &mut dyn Store) -> Result<Progress, String> {
+        match self {
+            Handshake::Backend {
+                front,
+                backend,
+                on_event,
+                buffers,
+                deadline,
+            } => {
+                let s = handshake::read_state(store, &backend.path)?;
+                if s != state::INIT_WAIT && s != state::CONNECTED {
+                    return timed_out(deadline, "InitWait", s).map(|()| {
+                        Progress::Waiting(Handshake::Backend {
+                            front,
+                            backend,
+                            on_event,
+                            buffers,
+                            deadline,
+                        })
+                    });
+                }
+                let mut granted = Granted::default();
+                let (queues, port) = match Netfront::set_up(
+                    &mut granted,
+                    store,
+                    &front,
+                    &backend,
+                    on_event,
+                    buffers,
+                ) {
+                    Ok(q) => q,
+                    Err(e) => {
+                        granted.release();
+                        return Err(e);
+                    }
+                };
+                let dev = Netfront {
+                    front,
+                    backend,
+                    queues,
+                    port,
+                    granted,
+                    broken: None,
+                    closing: None,
+                    filter: None,
+                    filtered: 0,
+                    tx_dropped: 0,
+                    frame: Vec::with_capacity(FRAME_MAX),
+                };
+                Ok(Progress::Waiting(Handshake::Connected {
+                    dev: Box::new(dev),
+                    deadline: time::now_ns() + STATE_WAIT_NS,
+                }))
+            }
+            Handshake::Connected { mut dev, deadline } => {
+                let s = handshake::read_state(store, &dev.backend.path);
+                if s == Ok(state::CONNECTED) {
+                    let _ = events::send(dev.port);
+                    return Ok(Progress::Done(dev));
+                }
+                let waited = s.and_then(|s| timed_out(deadline, "Connected", s));
+                if let Err(e) = waited {
+                    dev.close(store);
+                    return Err(e);
+                }
+                Ok(Progress::Waiting(Handshake::Connected { dev, deadline }))
+            }
+        }
+    }
+}
+
+/// An error once `deadline` passed with the backend still in state `s`.
+fn timed_out(deadline: u64, what: &str, s: u32) -> Result<(), String> {
+    if time::now_ns() >= deadline {
+        return Err(format!(
+            "the backend did not reach {what} in 10 s (state {s})"
+        ));
+    }
+    Ok(())
+}
+
+/// Where an orderly close stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Close {
+    /// We wrote Closing; waiting for the backend to follow (until the deadline).
+    Closing(u64),
+    /// We wrote Closed; waiting for the backend's Closed (until the deadline).
+    Closed(u64),
+    /// Event channel closed, grants revoked.
+    Done,
 }
 
 /// One connected vif.
@@ -122,54 +245,27 @@ pub struct Netfront {
     granted: Granted,
     /// Why the rings were given up (the backend broke their indices).
     broken: Option<&'static str>,
+    closing: Option<Close>,
+    /// Frames that fail it are dropped before the stack sees them.
+    filter: Option<Filter>,
+    filtered: u64,
     /// Frames smoltcp built but no tx buffer was free for.
     tx_dropped: u64,
     frame: Vec<u8>,
 }
 
 impl Netfront {
-    /// Connects the vif whose frontend directory is `front` (`device/vif/<n>`): waits for
-    /// the backend's InitWait, grants the rings and buffers, publishes them, waits for
-    /// Connected.
+    /// Connects the vif whose frontend directory is `front` (`device/vif/<n>`), blocking
+    /// this thread until the backend is Connected (or 10 s in one state).
     pub fn connect(store: &mut dyn Store, front: &str) -> Result<Netfront, String> {
-        let backend = handshake::find_backend(store, front)?;
-        wait_state(
-            store,
-            &backend.path,
-            |s| s == state::INIT_WAIT || s == state::CONNECTED,
-            "InitWait",
-        )?;
-        let mut granted = Granted::default();
-        let set_up = Self::set_up(&mut granted, store, front, &backend);
-        let (queues, port) = match set_up {
-            Ok(q) => q,
-            Err(e) => {
-                granted.release();
-                return Err(e);
+        let mut h = Handshake::start(store, front, on_event, GUEST_BUFFERS)?;
+        loop {
+            match h.step(store)? {
+                Progress::Done(dev) => return Ok(*dev),
+                Progress::Waiting(next) => h = next,
             }
-        };
-        let dev = Netfront {
-            front: String::from(front),
-            backend,
-            queues,
-            port,
-            granted,
-            broken: None,
-            tx_dropped: 0,
-            frame: Vec::with_capacity(FRAME_MAX),
-        };
-        if let Err(e) = wait_state(
-            store,
-            &dev.backend.path,
-            |s| s == state::CONNECTED,
-            "Connected",
-        ) {
-            let mut dev = dev;
-            dev.close(store);
-            return Err(e);
+            sched::sleep_until(time::now_ns() + STATE_POLL_NS);
         }
-        let _ = events::send(dev.port);
-        Ok(dev)
     }
 
     fn set_up(
@@ -177,6 +273,8 @@ impl Netfront {
         store: &mut dyn Store,
         front: &str,
         backend: &Backend,
+        on_event: events::Handler,
+        buffers: BufferPages,
     ) -> Result<(Queues<SharedPage>, Port), String> {
         let domid = backend.domid;
         let (tx_page, tx_ref) = granted.page(domid, false)?;
@@ -190,8 +288,8 @@ impl Netfront {
                 })
                 .collect()
         };
-        let tx = bufs(TX_BUFFERS, true)?;
-        let rx = bufs(RX_BUFFERS, false)?;
+        let tx = bufs(buffers.tx, true)?;
+        let rx = bufs(buffers.rx, false)?;
         let queues = Queues::new(tx_page, rx_page, tx, rx);
         let port = events::alloc_unbound(domid)
             .map_err(|e| format!("allocating an event channel: {e}"))?;
@@ -207,6 +305,16 @@ impl Netfront {
             return Err(e);
         }
         Ok((queues, port))
+    }
+
+    /// Drops received frames `filter` refuses (counted in [`Netfront::filtered`]).
+    pub fn set_filter(&mut self, filter: Filter) {
+        self.filter = Some(filter);
+    }
+
+    /// Frames the filter dropped.
+    pub fn filtered(&self) -> u64 {
+        self.filtered
     }
 
     /// The MAC address the backend gave us.
@@ -259,22 +367,69 @@ impl Netfront {
         }
     }
 
-    /// Orderly close: Closing, then Closed once the backend follows (bounded), then the
-    /// event channel closed and every grant revoked. The device carries no traffic after.
+    /// Orderly close, blocking this thread: [`Netfront::close_step`] until done.
     pub fn close(&mut self, store: &mut dyn Store) {
-        if self.broken == Some(CLOSED) {
-            return;
+        while !self.close_step(store) {
+            sched::sleep_until(time::now_ns() + STATE_POLL_NS);
         }
-        self.broken = Some(CLOSED);
-        let be = self.backend.path.clone();
-        let closing = |s| s == state::CLOSING || s == state::CLOSED;
-        let steps = handshake::set_state(store, &self.front, state::CLOSING)
-            .and_then(|()| wait_state(store, &be, closing, "Closing"))
-            .and_then(|_| handshake::set_state(store, &self.front, state::CLOSED))
-            .and_then(|()| wait_state(store, &be, |s| s == state::CLOSED, "Closed"));
-        if let Err(e) = steps {
+    }
+
+    /// One step of an orderly close, never blocking: Closing, then Closed once the backend
+    /// follows, then (once it is Closed too) the event channel closed and every grant
+    /// revoked; each wait is bounded by 10 s. The device carries no traffic from the first
+    /// step. True when done.
+    pub fn close_step(&mut self, store: &mut dyn Store) -> bool {
+        let now = time::now_ns();
+        let backend = handshake::read_state(store, &self.backend.path);
+        let next = match self.closing {
+            None => {
+                self.broken = Some(CLOSED);
+                self.set_state(store, state::CLOSING);
+                Close::Closing(now + STATE_WAIT_NS)
+            }
+            Some(Close::Closing(deadline)) => match backend {
+                Ok(state::CLOSING | state::CLOSED) => {
+                    self.set_state(store, state::CLOSED);
+                    Close::Closed(now + STATE_WAIT_NS)
+                }
+                _ if now >= deadline => {
+                    self.warn_close("Closing", &backend);
+                    self.set_state(store, state::CLOSED);
+                    Close::Closed(now + STATE_WAIT_NS)
+                }
+                _ => Close::Closing(deadline),
+            },
+            Some(Close::Closed(deadline)) => match backend {
+                Ok(state::CLOSED) => self.release(),
+                _ if now >= deadline => {
+                    self.warn_close("Closed", &backend);
+                    self.release()
+                }
+                _ => Close::Closed(deadline),
+            },
+            Some(Close::Done) => Close::Done,
+        };
+        self.closing = Some(next);
+        next == Close::Done
+    }
+
+    fn set_state(&self, store: &mut dyn Store, s: u32) {
+        if let Err(e) = handshake::set_state(store, &self.front, s) {
             crate::log_warn!("netfront: {}: closing: {e}", self.front);
         }
+    }
+
+    fn warn_close(&self, what: &str, backend: &Result<u32, String>) {
+        match backend {
+            Ok(s) => crate::log_warn!(
+                "netfront: {}: closing: the backend did not reach {what} in 10 s (state {s})",
+                self.front
+            ),
+            Err(e) => crate::log_warn!("netfront: {}: closing: {e}", self.front),
+        }
+    }
+
+    fn release(&mut self) -> Close {
         if let Err(e) = events::close(self.port) {
             crate::log_warn!("netfront: {}: closing the event channel: {e}", self.front);
         }
@@ -285,6 +440,7 @@ impl Netfront {
                 self.front
             );
         }
+        Close::Done
     }
 }
 
@@ -333,14 +489,20 @@ impl phy::Device for Netfront {
             return None;
         }
         let mut frame = Vec::new();
-        match self.queues.receive(&mut frame) {
-            Ok(true) => Some((RxToken(frame), TxToken(self))),
-            Ok(false) => None,
-            Err(_) => {
-                self.broken = Some("the backend's rx indices are out of range");
-                None
+        for _ in 0..super::ring::RING_SLOTS {
+            match self.queues.receive(&mut frame) {
+                Ok(true) if self.filter.as_ref().is_some_and(|f| !f(&frame)) => {
+                    self.filtered += 1;
+                }
+                Ok(true) => return Some((RxToken(frame), TxToken(self))),
+                Ok(false) => return None,
+                Err(_) => {
+                    self.broken = Some("the backend's rx indices are out of range");
+                    return None;
+                }
             }
         }
+        None
     }
 
     fn transmit(&mut self, _now: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {

@@ -3,7 +3,7 @@
 //! protocol with the backend; on the kernel target `device` grants the pages, binds the event
 //! channel and hands frames to smoltcp.
 
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", feature = "net"))]
 pub mod device;
 pub mod handshake;
 pub mod queues;

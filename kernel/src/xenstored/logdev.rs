@@ -10,16 +10,18 @@
 //! kernel finds it Closed and connects again without waiting for InitWait (xen-9pfsd stays
 //! Closed and connects on our Initialised).
 
+use super::local::Local;
 use crate::events::{self, Port};
 use crate::gnttab::{self, GrantRef};
 use crate::logsink;
 use crate::mm::{self, SharedPage};
+use crate::netfront::handshake::state;
 use crate::ninep::channel::{Broken, Channel, RING_ORDER};
 use crate::ninep::logfile::LogFile;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use xenstore_engine::wire::{self, ty, Header, HEADER_LEN};
+use xenstore_engine::wire::ty;
 use xenstore_engine::{ConnId, Engine, Platform};
 
 /// The log file's name in the share.
@@ -29,16 +31,6 @@ pub const FILE_CAP: u64 = 1 << 20;
 
 /// The frontend's device directory, relative to our domain's home.
 const DEVICE: &str = "device/9pfs/0";
-
-/// `enum xenbus_state` values used here.
-mod state {
-    pub const INITIALISING: u32 = 1;
-    pub const INIT_WAIT: u32 = 2;
-    pub const INITIALISED: u32 = 3;
-    pub const CONNECTED: u32 = 4;
-    pub const CLOSING: u32 = 5;
-    pub const CLOSED: u32 = 6;
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -148,8 +140,7 @@ fn release(pfns: &[u64], refs: &[GrantRef]) -> Option<Leak> {
 /// The device and its log session.
 pub struct LogDevice {
     /// Our connection to our own engine, speaking as our domain.
-    conn: ConnId,
-    req_id: u32,
+    local: Local,
     phase: Phase,
     backend: String,
     backend_id: u16,
@@ -173,10 +164,9 @@ impl LogDevice {
         domid: u16,
         on_event: events::Handler,
     ) -> LogDevice {
-        let conn = engine.new_connection(u32::from(domid));
+        let local = Local::new(engine, domid);
         let mut dev = LogDevice {
-            conn,
-            req_id: 0,
+            local,
             phase: Phase::WaitDevice,
             backend: String::new(),
             backend_id: 0,
@@ -198,7 +188,7 @@ impl LogDevice {
 
     /// Our engine connection (its output is for us, not for a ring).
     pub fn conn(&self) -> ConnId {
-        self.conn
+        self.local.conn()
     }
 
     /// One request to the engine, answered at once: the reply's payload, or why it failed.
@@ -210,31 +200,7 @@ impl LogDevice {
         ty: u32,
         parts: &[&[u8]],
     ) -> Result<Vec<u8>, String> {
-        self.req_id = self.req_id.wrapping_add(1);
-        let mut msg = Vec::new();
-        wire::encode_msg(&mut msg, ty, self.req_id, 0, &parts.concat());
-        engine
-            .feed(self.conn, &msg)
-            .map_err(|_| String::from("the engine refused the request"))?;
-        let mut out = Vec::new();
-        engine.output_all(self.conn, &mut out);
-        let mut rest = out.as_slice();
-        while let Some(h) = Header::parse(rest) {
-            let end = HEADER_LEN + h.len as usize;
-            let payload = rest.get(HEADER_LEN..end).unwrap_or_default();
-            if h.ty != ty::WATCH_EVENT && h.req_id == self.req_id {
-                return if h.ty == ty::ERROR {
-                    Err(
-                        String::from_utf8_lossy(payload.strip_suffix(b"\0").unwrap_or(payload))
-                            .into_owned(),
-                    )
-                } else {
-                    Ok(payload.to_vec())
-                };
-            }
-            rest = rest.get(end..).unwrap_or_default();
-        }
-        Err(String::from("no reply from the engine"))
+        self.local.call(engine, ty, parts)
     }
 
     fn read<P: Platform>(&mut self, engine: &mut Engine<P>, path: &str) -> Option<String> {
@@ -267,7 +233,7 @@ impl LogDevice {
     /// Our engine connection has output (watch events): look at the device again.
     pub fn on_store<P: Platform>(&mut self, engine: &mut Engine<P>) {
         let mut events = Vec::new();
-        engine.output_all(self.conn, &mut events);
+        engine.output_all(self.local.conn(), &mut events);
         if let Err(e) = self.advance(engine) {
             crate::log_warn!("xenstored: log: 9pfs device: {e}; the log stays on the console");
             self.close(engine);
@@ -419,7 +385,7 @@ impl LogDevice {
         domid: u16,
         on_event: events::Handler,
     ) -> LogDevice {
-        engine.close_connection(self.conn);
+        engine.close_connection(self.local.conn());
         let mut next = LogDevice::new(engine, domid, on_event);
         if let Some(leak) = self.leaked.take() {
             next.keep(leak);

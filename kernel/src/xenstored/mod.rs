@@ -24,7 +24,13 @@
 
 pub mod budget;
 pub mod domstate;
+pub mod metrics;
 
+#[cfg(target_os = "none")]
+#[cfg_attr(not(feature = "net"), path = "endpoint_off.rs")]
+mod endpoint;
+#[cfg(target_os = "none")]
+mod local;
 #[cfg(target_os = "none")]
 mod logdev;
 #[cfg(target_os = "none")]
@@ -36,7 +42,9 @@ pub use service::run;
 mod service {
     use super::budget::{Budgeted, PASS_BUDGET};
     use super::domstate::{classify, DomState};
+    use super::endpoint::Endpoint;
     use super::logdev::LogDevice;
+    use super::metrics::Host;
     use super::platform::{KernelPlatform, Rings};
     use crate::cmdline::{next_kernel, Options};
     use crate::events::{self, Port};
@@ -59,6 +67,9 @@ mod service {
     const TICK_NS: u64 = 1_000_000_000;
     /// How long a live update waits for the 9pfs backend to let the log device go.
     const LOG_CLOSE_NS: u64 = 3_000_000_000;
+    /// The metrics endpoint waits at least this long between steps when idle, and runs at
+    /// least every ten of these under ring load.
+    const METRICS_MIN_NS: u64 = 1_000_000;
     /// Re-poll interval while a ring is held back by the write-rate limit.
     const THROTTLE_POLL_NS: u64 = 20_000_000;
     /// Default per-domain memory quota: at most this fraction of the heap.
@@ -117,6 +128,21 @@ mod service {
             n(&UNANNOUNCED),
             n(&SLOWEST_NS) / 1000
         )
+    }
+
+    /// The stub's own figures for the metrics endpoint.
+    fn host(engine: &Store) -> Host {
+        let heap = mm::heap_stats();
+        Host {
+            version: crate::boot::VERSION,
+            uptime_ns: time::uptime_ns(),
+            heap_used: heap.used as u64,
+            heap_size: heap.size as u64,
+            lost_wakeups: UNANNOUNCED.load(Ordering::Relaxed),
+            connections: engine.connection_count() as u64,
+            nodes: engine.node_count() as u64,
+            ..Host::default()
+        }
     }
 
     /// Event handler of every ring port and of VIRQ_DOM_EXC.
@@ -205,16 +231,22 @@ mod service {
             }
             crate::println!("xenstored: serving dom0 (event channel {dom0_port})");
         }
-        let log = match events::own_domid() {
+        let own = events::own_domid();
+        let log = match own {
             Ok(domid) => Some(LogDevice::new(&mut engine, domid, on_event)),
             Err(e) => {
                 crate::log_warn!("xenstored: own domain id unknown ({e}): no log file");
                 None
             }
         };
+        let metrics = match own {
+            Ok(domid) => Endpoint::new(&mut engine, domid, opts, on_event),
+            Err(_) => None,
+        };
         let mut d = Dispatcher {
             engine,
             log,
+            metrics,
             virq_port,
             active: VecDeque::new(),
             queued: BTreeSet::new(),
@@ -258,6 +290,8 @@ mod service {
         engine: Store,
         /// The log file's device (the stub's own engine connection and 9pfs port).
         log: Option<LogDevice>,
+        /// The metrics endpoint (`--metrics`), run after the rings.
+        metrics: Option<Endpoint>,
         virq_port: Option<Port>,
         /// Rings to service, in turn order.
         active: VecDeque<ConnId>,
@@ -278,10 +312,14 @@ mod service {
             &mut self.engine.platform().rings
         }
 
-        /// Queues `conn`'s ring for service; the log device's connection is served at once.
+        /// Queues `conn`'s ring for service; the log device's connection is served at once,
+        /// the metrics endpoint's takes its replies itself.
         fn activate(&mut self, conn: ConnId) {
             if let Some(log) = self.log.as_mut().filter(|l| l.conn() == conn) {
                 log.on_store(&mut self.engine);
+                return;
+            }
+            if self.metrics.as_ref().is_some_and(|m| m.conn() == conn) {
                 return;
             }
             if self.queued.insert(conn) {
@@ -293,11 +331,15 @@ mod service {
             let mut ports = Vec::new();
             let mut next_tick = time::now_ns() + TICK_NS;
             let mut poll_at: Option<u64> = None;
+            let mut metrics_due = 0;
             loop {
                 if poll_at.is_none() && !self.throttled.is_empty() {
                     poll_at = Some(time::now_ns() + THROTTLE_POLL_NS);
                 }
-                let deadline = poll_at.map_or(next_tick, |p| p.min(next_tick));
+                let mut deadline = poll_at.map_or(next_tick, |p| p.min(next_tick));
+                if let Some(m) = self.metrics.as_mut() {
+                    deadline = deadline.min(m.next_wake().max(time::now_ns() + METRICS_MIN_NS));
+                }
                 let idle = self.active.is_empty();
                 if idle {
                     WAKE.wait_until_or(deadline, any_pending);
@@ -345,6 +387,13 @@ mod service {
                 self.rings().retired.clear();
                 if let Some(log) = self.log.as_mut() {
                     log.poll(&mut self.engine);
+                }
+                if let Some(m) = self.metrics.as_mut() {
+                    let now = time::now_ns();
+                    if self.active.is_empty() || now >= metrics_due {
+                        metrics_due = now + METRICS_MIN_NS * 10;
+                        m.step(&mut self.engine, &host);
+                    }
                 }
                 if self.engine.live_update_pending().is_some() {
                     self.live_update_step();
