@@ -2,7 +2,8 @@
 # with dom0's xen-netback through the stub, smoltcp answering 10/10 pings, echoing 1 MiB
 # over TCP intact, serving its page (and 404/405) to dom0; the vif detached and attached
 # again (the guest closes it, then connects the new one); `xl shutdown` closing the vif in
-# order. Markers: kernel/src/demo/net.rs.
+# order; a second guest without ip= configured by DHCPv4 (busybox udhcpd in dom0). Markers:
+# kernel/src/demo/net.rs.
 # xen-run: --xenstore stub --timeout 400
 . /ferrostore/tests/boot/lib.sh
 
@@ -76,6 +77,32 @@ expect_match "shutdown closed the vif in order" \
     '^net: shutdown requested \(poweroff\); vif closed \(rx [0-9]+, tx [0-9]+ packets, 0 rejected\), [0-9]+ bytes echoed, [0-9]+ pages served$' \
     "$(tr -d '\r' <"$log")"
 expect_eq "no netfront warnings" "" "$(grep -E 'netfront|WARN|ERROR' "$log" | tr -d '\r')"
+
+# Without ip= the guest asks for an address by DHCPv4 (busybox udhcpd on xenbr0 here).
+cat >/tmp/udhcpd.conf <<CONF
+start 10.0.0.100
+end 10.0.0.110
+interface xenbr0
+lease_file /tmp/udhcpd.leases
+option subnet 255.255.255.0
+option router 10.0.0.1
+CONF
+: >/tmp/udhcpd.leases
+udhcpd -f /tmp/udhcpd.conf >/tmp/udhcpd.log 2>&1 &
+dhcpd=$!
+sed -e 's/^name = .*/name = "ferrostore-dhcp"/' -e 's/^cmdline = .*/cmdline = "net"/' \
+    -e 's/00:16:3e:fe:00:02/00:16:3e:fe:00:04/' $cfg >/tmp/net-dhcp.cfg
+check "xl create a net guest without ip=" xl create /tmp/net-dhcp.cfg
+dlog=$(guest_log ferrostore-dhcp)
+wait_for_marker "$dlog" '^net: (address|FAILED)' 60
+expect_match "DHCP gave the guest an address and the gateway" \
+    '^net: address 10\.0\.0\.1(0[0-9]|10)/24, gateway 10\.0\.0\.1$' "$(tr -d '\r' <"$dlog")"
+addr=$(tr -d '\r' <"$dlog" | sed -n 's|^net: address \([0-9.]*\)/24, gateway .*|\1|p' | head -n 1)
+pings=$(ping -c 3 -W 2 "${addr:-10.0.0.100}" 2>&1)
+expect_match "the DHCP-configured guest answers ping" '^3 packets transmitted, 3 packets received, 0% packet loss$' "$pings"
+check "xl shutdown ferrostore-dhcp" xl shutdown ferrostore-dhcp
+wait_domain_gone ferrostore-dhcp 60 || xl destroy ferrostore-dhcp
+kill $dhcpd 2>/dev/null
 expect_eq "no vif left in dom0" "" "$(ip -o link show | grep -o 'vif[0-9.]*')"
 stub_console_clean
 finish

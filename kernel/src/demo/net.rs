@@ -78,7 +78,7 @@ fn counters(s: Stats) -> String {
 }
 
 /// A vif whose backend waits for us (InitWait), connected; `None` if there is none yet. A
-/// vif that fails to connect is reported and not tried again.
+/// vif that fails to connect is reported and not tried again while it exists.
 fn connect_any(failed: &mut Vec<String>) -> Result<Option<Netfront>, String> {
     let names = match xenbus::directory(0, "device/vif") {
         Ok(n) => n,
@@ -86,12 +86,13 @@ fn connect_any(failed: &mut Vec<String>) -> Result<Option<Netfront>, String> {
     };
     for name in names {
         let front = format!("device/vif/{name}");
+        let Ok(be) = handshake::find_backend(&mut Xenstore, &front) else {
+            failed.retain(|f| *f != front);
+            continue;
+        };
         if failed.contains(&front) {
             continue;
         }
-        let Ok(be) = handshake::find_backend(&mut Xenstore, &front) else {
-            continue;
-        };
         if handshake::read_state(&mut Xenstore, &be.path) != Ok(state::INIT_WAIT) {
             continue;
         }

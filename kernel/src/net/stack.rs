@@ -143,8 +143,10 @@ impl Stack {
             Some(None) => {
                 self.iface.update_ip_addrs(|a| a.clear());
                 self.iface.routes_mut().remove_default_ipv4_route();
-                self.addr = None;
-                println!("net: DHCP lease lost");
+                // smoltcp also reports this when the client starts over, lease or not.
+                if self.addr.take().is_some() {
+                    println!("net: DHCP lease lost");
+                }
             }
             None => {}
         }

@@ -23,8 +23,8 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 use xenstore_engine::{Engine, Platform};
 
-/// The stub's buffers (192 KiB): scrapes are small.
-const STUB_BUFFERS: BufferPages = BufferPages { tx: 16, rx: 32 };
+/// The stub's buffers (96 KiB of its frame pool): scrapes are small.
+const STUB_BUFFERS: BufferPages = BufferPages { tx: 8, rx: 16 };
 /// Connections served at once.
 const CONNECTIONS: usize = 4;
 /// Each connection's receive buffer (a request head is at most 2 KiB) and send buffer.
@@ -65,7 +65,7 @@ pub struct Endpoint {
     on_event: events::Handler,
     phase: Phase,
     slots: Vec<Slot>,
-    /// Vifs that failed to connect: not tried again.
+    /// Vifs that failed to connect: not tried again while they exist.
     failed: Vec<String>,
     next_ns: u64,
     backend_check_ns: u64,
@@ -208,12 +208,14 @@ impl Endpoint {
         };
         for handle in 0..MAX_VIFS {
             let front = format!("device/vif/{handle}");
+            let Ok(h) = Handshake::start(&mut store, &front, self.on_event, STUB_BUFFERS) else {
+                // Gone (or never there): a vif attached later under this name is new.
+                self.failed.retain(|f| *f != front);
+                continue;
+            };
             if self.failed.contains(&front) {
                 continue;
             }
-            let Ok(h) = Handshake::start(&mut store, &front, self.on_event, STUB_BUFFERS) else {
-                continue;
-            };
             let Handshake::Backend { backend, .. } = &h else {
                 continue;
             };
