@@ -36,6 +36,8 @@
 #   net_setup                       loads xen-netback and the bridge modules and makes the
 #                                   bridge xenbr0 at 10.0.0.1/24 (xen-config/net-demo.cfg's
 #                                   vifs join it); PASS or FAIL
+#   net_state                       prints dom0's view of the network (links and their
+#                                   counters, the bridge, neighbours) for a failed check
 #   finish                          print "RESULT: N passed, M failed"; exit 0 only if
 #                                   at least one check passed and none failed
 # Counters: PASSED, FAILED. Polling interval of the wait_* helpers: 0.1 s.
@@ -192,6 +194,15 @@ net_setup() {
     else
         fail "dom0 network: xen-netback loaded, bridge xenbr0 at 10.0.0.1/24" "$_err"
     fi
+}
+
+net_state() {
+    echo "----- dom0 network state -----"
+    ip -s link 2>&1
+    brctl show 2>&1
+    ip neigh 2>&1
+    dmesg 2>/dev/null | grep -i -E 'vif|netback|xenbr' | tail -n 20
+    echo "-----"
 }
 
 uptime_ms() {

@@ -4,7 +4,8 @@
 # and scrapes GET /metrics and /status: the request counters rise by exactly what a dom0
 # workload sent, no path or value of the store appears, other paths and methods get 404 and
 # 405. A Linux guest outside the allow-list gets no answer of any kind. The vif is detached
-# and attached again: the endpoint closes it and serves on the new one.
+# and attached again: the endpoint closes it and serves on the new one. Last, a live update:
+# the vif is closed before the switch and the next kernel connects it again.
 # xen-run: --xenstore stub --stub-conf xenstore-stubdom-metrics.conf --timeout 400
 . /ferrostore/tests/boot/lib.sh
 
@@ -120,5 +121,18 @@ fi
 check "GET /metrics on the new vif" scrape
 expect_match "the answer is whole" '^xenstore_info\{server="ferrostore"' "$(cat /tmp/scrape)"
 check "the store still serves" xenstore-read /metrics-test/k20
+
+# A live update closes the vif first (netback must unmap the stub's pages before they become
+# the next kernel's memory); the next kernel asks the backend to reconnect and serves again.
+check "xenstore-control live-update (the same image again)" \
+    xenstore-control live-update /ferrostore/ferrostore-metrics.gz
+if wait_serving 3; then
+    pass "after the live update the new kernel serves on the same vif"
+else
+    fail "after the live update the new kernel serves on the same vif" "$(stub_log_text | tail -n 8)"
+fi
+check "GET /metrics after the live update" scrape
+expect_match "the new kernel's answer is whole" '^xenstore_info\{server="ferrostore"' "$(cat /tmp/scrape)"
+expect_eq "the store survived the update" secret-value-20 "$(xenstore-read /metrics-test/k20)"
 stub_console_clean
 finish

@@ -25,17 +25,20 @@ expect_eq "backend and frontend Connected" "4 4" \
     "$(xenstore-read /local/domain/0/backend/vif/$id/0/state) $(xenstore-read /local/domain/$id/device/vif/0/state)"
 
 pings=$(ping -c 10 -W 2 $guest 2>&1)
+printf '%s\n' "$pings" | grep -q '^10 packets transmitted, 10 packets received' || net_state
 expect_match "10/10 pings answered" '^10 packets transmitted, 10 packets received, 0% packet loss$' "$pings"
 
 head -c 1048576 /dev/urandom >/tmp/echo.in
 t0=$(uptime_ms)
 timeout 60 nc $guest 7 </tmp/echo.in >/tmp/echo.out
+echo_rc=$?
 t1=$(uptime_ms)
-expect_eq "1 MiB echoed over TCP, same size and checksum" \
-    "1048576 $(md5sum </tmp/echo.in)" "$(wc -c </tmp/echo.out | tr -d ' ') $(md5sum </tmp/echo.out)"
+expect_eq "1 MiB echoed over TCP, same size and checksum, nc exit 0" \
+    "1048576 $(md5sum </tmp/echo.in) 0" "$(wc -c </tmp/echo.out | tr -d ' ') $(md5sum </tmp/echo.out) $echo_rc"
 echo "NOTE tcp echo: 1 MiB there and back in $((t1 - t0)) ms"
-expect_eq "1 MiB sent to the discard port, connection closed by the guest" 0 \
-    "$(timeout 60 nc $guest 9 </tmp/echo.in | wc -c | tr -d ' ')"
+timeout 60 nc $guest 9 </tmp/echo.in >/tmp/discard.out
+expect_eq "1 MiB sent to the discard port, nothing back, closed by the guest (nc exit 0)" "0 0" \
+    "$(wc -c </tmp/discard.out | tr -d ' ') $?"
 
 rm -f /tmp/page.html
 check "wget fetches the page" timeout 20 wget -q -O /tmp/page.html http://$guest/
@@ -51,7 +54,7 @@ expect_eq "other methods: 405" "HTTP/1.1 405 Method Not Allowed" \
 check "xl network-detach" timeout 60 xl network-detach $name 0
 if wait_for_marker "$log" '^net: backend of device/vif/0 went away' 30; then
     expect_match "the guest closed the detached vif" \
-        '^net: backend of device/vif/0 went away; vif closed \(rx [0-9]+, tx [0-9]+ packets, 0 rejected\)$' \
+        '^net: backend of device/vif/0 went away; vif closed \(rx [0-9]+, tx [0-9]+ packets, 0 rejected, [0-9]+ tx kicks\)$' \
         "$(tr -d '\r' <"$log")"
 else
     fail "the guest closed the detached vif"
@@ -74,7 +77,7 @@ else
     fail "the guest shut down on request and is gone"
 fi
 expect_match "shutdown closed the vif in order" \
-    '^net: shutdown requested \(poweroff\); vif closed \(rx [0-9]+, tx [0-9]+ packets, 0 rejected\), [0-9]+ bytes echoed, [0-9]+ pages served$' \
+    '^net: shutdown requested \(poweroff\); vif closed \(rx [0-9]+, tx [0-9]+ packets, 0 rejected, [0-9]+ tx kicks\), [0-9]+ bytes echoed, [0-9]+ pages served$' \
     "$(tr -d '\r' <"$log")"
 expect_eq "no netfront warnings" "" "$(grep -E 'netfront|WARN|ERROR' "$log" | tr -d '\r')"
 
@@ -97,6 +100,7 @@ dlog=$(guest_log ferrostore-dhcp)
 wait_for_marker "$dlog" '^net: (address|FAILED)' 60
 expect_match "DHCP gave the guest an address and the gateway" \
     '^net: address 10\.0\.0\.1(0[0-9]|10)/24, gateway 10\.0\.0\.1$' "$(tr -d '\r' <"$dlog")"
+expect_eq "no lease lost before the first one" "" "$(grep 'lease lost' "$dlog")"
 addr=$(tr -d '\r' <"$dlog" | sed -n 's|^net: address \([0-9.]*\)/24, gateway .*|\1|p' | head -n 1)
 pings=$(ping -c 3 -W 2 "${addr:-10.0.0.100}" 2>&1)
 expect_match "the DHCP-configured guest answers ping" '^3 packets transmitted, 3 packets received, 0% packet loss$' "$pings"

@@ -5,7 +5,8 @@
 //! `net: vif device/vif/<n> connected, mac <mac>, backend <path>` ·
 //! `net: address <cidr>, gateway <gw>` ·
 //! `net: serving ping, tcp echo on 7, discard on 9, http on 80` ·
-//! `net: backend of device/vif/<n> went away; vif closed (rx <n>, tx <n> packets, <n> rejected)` ·
+//! `net: backend of device/vif/<n> went away; vif closed (rx <n>, tx <n> packets, <n> rejected,
+//! <n> tx kicks)` ·
 //! `net: shutdown requested (<reason>); vif closed (...)` · `net: done` — or
 //! `net: FAILED: <what>`.
 
@@ -75,6 +76,11 @@ fn counters(s: Stats) -> String {
         "rx {}, tx {} packets, {} rejected",
         s.rx_packets, s.tx_packets, s.rejected
     )
+}
+
+/// The counters with the device's own, for the close markers.
+fn closing_counters(dev: &Netfront) -> String {
+    format!("{}, {} tx kicks", counters(dev.stats()), dev.kicks())
 }
 
 /// A vif whose backend waits for us (InitWait), connected; `None` if there is none yet. A
@@ -198,7 +204,7 @@ fn serve(si: &StartInfo, addressing: Addressing) -> Result<(), String> {
             }
             println!(
                 "net: shutdown requested ({reason}); vif closed ({}), {} bytes echoed, {} pages served",
-                counters(stack.dev.stats()),
+                closing_counters(&stack.dev),
                 svc.echoed,
                 svc.pages
             );
@@ -210,12 +216,9 @@ fn serve(si: &StartInfo, addressing: Addressing) -> Result<(), String> {
                 BACKEND_TOKEN,
             );
             let front = String::from(stack.dev.front());
-            let stats = stack.dev.stats();
+            let stats = closing_counters(&stack.dev);
             stack.dev.close(&mut Xenstore);
-            println!(
-                "net: backend of {front} went away; vif closed ({})",
-                counters(stats)
-            );
+            println!("net: backend of {front} went away; vif closed ({stats})");
             connected = false;
         }
         if connected {

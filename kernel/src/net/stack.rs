@@ -88,6 +88,11 @@ impl Stack {
         }
     }
 
+    /// The device, the interface and sockets dropped (to close it).
+    pub fn into_device(self) -> Netfront {
+        self.dev
+    }
+
     /// Replaces the device (a vif attached again), keeping the sockets.
     pub fn replace_device(&mut self, dev: Netfront) {
         self.iface

@@ -32,6 +32,8 @@ pub const GUEST_BUFFERS: BufferPages = BufferPages { tx: 64, rx: 128 };
 pub type Filter = Box<dyn Fn(&[u8]) -> bool>;
 /// How long the backend may take to reach a state we wait for.
 const STATE_WAIT_NS: u64 = 10_000_000_000;
+/// How long tx requests may stay unanswered before the backend is notified again.
+const TX_KICK_NS: u64 = 500_000_000;
 /// How often a state wait looks again.
 const STATE_POLL_NS: u64 = 10_000_000;
 
@@ -191,6 +193,9 @@ impl Handshake {
                     filter: None,
                     filtered: 0,
                     tx_dropped: 0,
+                    tx_moved_ns: time::now_ns(),
+                    tx_in_flight: 0,
+                    kicks: 0,
                     frame: Vec::with_capacity(FRAME_MAX),
                 };
                 Ok(Progress::Waiting(Handshake::Connected {
@@ -251,6 +256,11 @@ pub struct Netfront {
     filtered: u64,
     /// Frames smoltcp built but no tx buffer was free for.
     tx_dropped: u64,
+    /// When the tx queue last moved (or was empty), and how often the backend was
+    /// notified again because it had not.
+    tx_moved_ns: u64,
+    tx_in_flight: usize,
+    kicks: u64,
     frame: Vec<u8>,
 }
 
@@ -362,9 +372,31 @@ impl Netfront {
         }
         let rx = self.queues.push_rx();
         let tx = self.queues.push_tx();
-        if rx || tx {
+        let now = time::now_ns();
+        let in_flight = self.queues.tx_in_flight();
+        if in_flight == 0 || in_flight < self.tx_in_flight {
+            self.tx_moved_ns = now;
+        }
+        self.tx_in_flight = in_flight;
+        // A notification the backend missed would leave our requests there for good: after
+        // TX_KICK_NS without a completion, tell it again (an extra event costs nothing).
+        let kick = in_flight > 0 && now.saturating_sub(self.tx_moved_ns) >= TX_KICK_NS;
+        if kick {
+            self.kicks += 1;
+            self.tx_moved_ns = now;
+            crate::log_debug!(
+                "netfront: {}: tx requests unanswered for 500 ms, notified the backend again",
+                self.front
+            );
+        }
+        if rx || tx || kick {
             let _ = events::send(self.port);
         }
+    }
+
+    /// Times the backend was notified again for unanswered tx requests.
+    pub fn kicks(&self) -> u64 {
+        self.kicks
     }
 
     /// Orderly close, blocking this thread: [`Netfront::close_step`] until done.

@@ -87,6 +87,11 @@ impl<P: RingPage> Queues<P> {
         self.stats
     }
 
+    /// Tx buffers the backend has not answered yet.
+    pub fn tx_in_flight(&self) -> usize {
+        self.tx_bufs.len() - self.tx_free.len()
+    }
+
     /// Whether [`Queues::send`] would take a frame now.
     pub fn can_send(&self) -> bool {
         !self.tx_free.is_empty()

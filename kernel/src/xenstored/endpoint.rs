@@ -11,7 +11,7 @@ use crate::cmdline::Options;
 use crate::events;
 use crate::net::http::Exchange;
 use crate::net::stack::{Addressing, Stack};
-use crate::netfront::device::{BufferPages, Handshake, Progress};
+use crate::netfront::device::{BufferPages, Handshake, Netfront, Progress};
 use crate::netfront::handshake::{self, state};
 use crate::time;
 use alloc::boxed::Box;
@@ -46,7 +46,7 @@ enum Phase {
     Search,
     Connecting(Box<Handshake>),
     Up(Box<Stack>),
-    Closing(Box<Stack>),
+    Closing(Box<Netfront>),
 }
 
 /// A TCP connection slot: its socket, its exchange, when it opened (0: idle).
@@ -70,6 +70,8 @@ pub struct Endpoint {
     next_ns: u64,
     backend_check_ns: u64,
     scrapes: u64,
+    /// A live update is closing the vif: connect nothing until [`Endpoint::resume`].
+    paused: bool,
 }
 
 impl Endpoint {
@@ -111,6 +113,7 @@ impl Endpoint {
             next_ns: 0,
             backend_check_ns: 0,
             scrapes: 0,
+            paused: false,
         })
     }
 
@@ -135,7 +138,7 @@ impl Endpoint {
         let now = time::now_ns();
         let phase = core::mem::replace(&mut self.phase, Phase::Search);
         self.phase = match phase {
-            Phase::Search if now < self.next_ns => Phase::Search,
+            Phase::Search if now < self.next_ns || self.paused => Phase::Search,
             Phase::Search => {
                 self.next_ns = now + SEARCH_NS;
                 self.search(engine)
@@ -173,28 +176,58 @@ impl Endpoint {
                             "xenstored: metrics: the backend of {} went away; closing the vif",
                             stack.dev.front()
                         );
-                        return self.close(stack, engine);
+                        return self.close(Box::new(stack.into_device()), engine);
                     }
                 }
                 Phase::Up(stack)
             }
-            Phase::Closing(stack) => return self.close(stack, engine),
+            Phase::Closing(dev) if now < self.next_ns => Phase::Closing(dev),
+            Phase::Closing(dev) => return self.close(dev, engine),
         };
     }
 
-    fn close<P: Platform>(&mut self, mut stack: Box<Stack>, engine: &mut Engine<P>) {
+    fn close<P: Platform>(&mut self, mut dev: Box<Netfront>, engine: &mut Engine<P>) {
         let mut store = EngineStore {
             engine,
             local: &mut self.local,
         };
-        self.phase = if stack.dev.close_step(&mut store) {
+        self.phase = if dev.close_step(&mut store) {
             self.slots.clear();
             self.next_ns = time::now_ns() + SEARCH_NS;
             Phase::Search
         } else {
             self.next_ns = time::now_ns() + HANDSHAKE_NS;
-            Phase::Closing(stack)
+            Phase::Closing(dev)
         };
+    }
+
+    /// Before a live update: closes the vif in order (the backend must unmap our pages
+    /// before they become the next kernel's memory) and connects nothing meanwhile.
+    pub fn begin_close(&mut self) {
+        self.paused = true;
+        self.next_ns = 0;
+        self.phase = match core::mem::replace(&mut self.phase, Phase::Search) {
+            Phase::Up(stack) => Phase::Closing(Box::new(stack.into_device())),
+            Phase::Connecting(h) => match *h {
+                Handshake::Connected { dev, .. } => Phase::Closing(dev),
+                Handshake::Backend { .. } => Phase::Search,
+            },
+            p => p,
+        };
+    }
+
+    /// After [`Endpoint::begin_close`]: `None` while closing; then whether no page of ours
+    /// is still mapped by a backend (ever: a leaked page must not become the next kernel's).
+    pub fn closed(&self) -> Option<bool> {
+        match self.phase {
+            Phase::Closing(_) => None,
+            _ => Some(crate::netfront::device::leaked_pages() == 0),
+        }
+    }
+
+    /// A live update failed: look for the vif again.
+    pub fn resume(&mut self) {
+        self.paused = false;
     }
 
     /// A vif of ours whose backend waits for us (InitWait), its handshake started. The
@@ -219,18 +252,22 @@ impl Endpoint {
             let Handshake::Backend { backend, .. } = &h else {
                 continue;
             };
-            if handshake::read_state(&mut store, &backend.path) != Ok(state::INIT_WAIT) {
-                continue;
+            match handshake::read_state(&mut store, &backend.path) {
+                Ok(state::INIT_WAIT) => {
+                    self.failed.push(front);
+                    return Phase::Connecting(Box::new(h));
+                }
+                Ok(state::CLOSED) => reconnect(&mut store, &front, &backend.path),
+                _ => {}
             }
-            self.failed.push(front);
-            return Phase::Connecting(Box::new(h));
         }
         Phase::Search
     }
 
-    fn up(&mut self, mut dev: crate::netfront::device::Netfront) -> Phase {
+    fn up(&mut self, mut dev: Netfront) -> Phase {
         let allow = self.allow.clone();
-        dev.set_filter(Box::new(move |f| metrics::admit(f, &allow)));
+        let dhcp = self.addressing == Addressing::Dhcp;
+        dev.set_filter(Box::new(move |f| metrics::admit(f, &allow, dhcp)));
         self.failed.retain(|f| f != dev.front());
         let front = String::from(dev.front());
         let mut stack = Box::new(Stack::new(dev, self.addressing));
@@ -311,6 +348,20 @@ impl Endpoint {
             if slot.exchange.done() && s.send_queue() == 0 {
                 s.close();
             }
+        }
+    }
+}
+
+/// A vif we closed ourselves (before a live update, in the kernel before this one) with its
+/// backend Closed but still online: our state Initialising asks the backend to prepare for
+/// a new connection (InitWait). A vif being detached (`online` 0) is left alone.
+fn reconnect(store: &mut dyn handshake::Store, front: &str, backend: &str) {
+    let ours = handshake::read_state(store, front);
+    let online = store.read(&format!("{backend}/online"));
+    if ours == Ok(state::CLOSED) && online.as_deref() == Ok(b"1".as_slice()) {
+        crate::log_info!("xenstored: metrics: {front} was closed; asking its backend to reconnect");
+        if let Err(e) = handshake::set_state(store, front, state::INITIALISING) {
+            crate::log_warn!("xenstored: metrics: {front}: {e}");
         }
     }
 }

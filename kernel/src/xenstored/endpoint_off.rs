@@ -32,6 +32,18 @@ impl Endpoint {
         match *self {}
     }
 
+    pub fn begin_close(&mut self) {
+        match *self {}
+    }
+
+    pub fn closed(&self) -> Option<bool> {
+        match *self {}
+    }
+
+    pub fn resume(&mut self) {
+        match *self {}
+    }
+
     pub fn step<P: Platform>(
         &mut self,
         _engine: &mut Engine<P>,

@@ -245,9 +245,10 @@ fn in_net(ip: [u8; 4], (net, prefix): ([u8; 4], u8)) -> bool {
     u32::from_be_bytes(ip) & mask == u32::from_be_bytes(net) & mask
 }
 
-/// Whether the stub's stack may see `frame`: ARP, DHCP replies, and IPv4 from an allowed
-/// source; nothing else (no IPv6, no answer of any kind to other sources).
-pub fn admit(frame: &[u8], allow: &[([u8; 4], u8)]) -> bool {
+/// Whether the stub's stack may see `frame`: ARP, IPv4 from an allowed source, and DHCP
+/// replies when `dhcp` (the address comes from DHCP); nothing else (no IPv6, no answer of
+/// any kind to other sources).
+pub fn admit(frame: &[u8], allow: &[([u8; 4], u8)], dhcp: bool) -> bool {
     let (Some(ethertype), Some(ip)) = (frame.get(12..14), frame.get(14..)) else {
         return false;
     };
@@ -264,7 +265,7 @@ pub fn admit(frame: &[u8], allow: &[([u8; 4], u8)]) -> bool {
             }
             let ihl = usize::from(ver_ihl & 0x0f) * 4;
             let ports = ip.get(ihl..ihl + 4);
-            proto == 17 && ports == Some(&[0, 67, 0, 68])
+            dhcp && proto == 17 && ports == Some(&[0, 67, 0, 68])
         }
         _ => false,
     }

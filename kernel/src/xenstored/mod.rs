@@ -65,7 +65,7 @@ mod service {
 
     /// Engine tick (watch-event expiry).
     const TICK_NS: u64 = 1_000_000_000;
-    /// How long a live update waits for the 9pfs backend to let the log device go.
+    /// How long a live update waits for the 9pfs and vif backends to let their devices go.
     const LOG_CLOSE_NS: u64 = 3_000_000_000;
     /// The metrics endpoint waits at least this long between steps when idle, and runs at
     /// least every ten of these under ring load.
@@ -415,9 +415,26 @@ mod service {
                     if let Some(log) = self.log.as_mut() {
                         log.begin_close(&mut self.engine);
                     }
+                    if let Some(m) = self.metrics.as_mut() {
+                        m.begin_close();
+                    }
                     *self.lu_deadline.insert(now + LOG_CLOSE_NS)
                 }
             };
+            match self.metrics.as_ref().map_or(Some(true), |m| m.closed()) {
+                None if now < deadline => return,
+                None => {
+                    return self.live_update_failed(
+                        "Live update failed: the metrics vif's backend did not close it in time.",
+                    )
+                }
+                Some(false) => {
+                    return self.live_update_failed(
+                        "Live update failed: a network backend keeps pages of the stub mapped.",
+                    )
+                }
+                Some(true) => {}
+            }
             match self.log.as_mut().map_or(Some(true), |l| l.closed()) {
                 None if now < deadline => {}
                 Some(true) => self.switch(),
@@ -465,6 +482,9 @@ mod service {
             crate::log_warn!("xenstored: {why}");
             self.engine.live_update_fail(why);
             self.lu_deadline = None;
+            if let Some(m) = self.metrics.as_mut() {
+                m.resume();
+            }
             if let (Some(old), Ok(domid)) = (self.log.take(), events::own_domid()) {
                 self.log = Some(old.restart(&mut self.engine, domid, on_event));
             }

@@ -130,32 +130,36 @@ fn ipv4(src: [u8; 4], proto: u8, ports: [u8; 4]) -> Vec<u8> {
 fn only_allowed_sources_arp_and_dhcp_replies_pass() {
     let allow = [([10, 0, 0, 1], 32), ([192, 168, 0, 0], 16)];
     let tcp = [0x30, 0x39, 0x23, 0x8c];
-    assert!(admit(&ipv4([10, 0, 0, 1], 6, tcp), &allow));
-    assert!(admit(&ipv4([192, 168, 44, 7], 1, tcp), &allow));
-    assert!(
-        !admit(&ipv4([10, 0, 0, 2], 6, tcp), &allow),
-        "outside: nothing"
-    );
-    assert!(
-        !admit(&ipv4([10, 0, 0, 2], 6, tcp), &[]),
-        "empty list: nobody"
-    );
-    assert!(
-        admit(&ipv4([10, 0, 0, 9], 17, [0, 67, 0, 68]), &allow),
-        "DHCP reply"
-    );
-    assert!(!admit(&ipv4([10, 0, 0, 9], 17, [0, 68, 0, 67]), &allow));
+    assert!(admit(&ipv4([10, 0, 0, 1], 6, tcp), &allow, false));
+    assert!(admit(&ipv4([192, 168, 44, 7], 1, tcp), &allow, false));
+    let outside = ipv4([10, 0, 0, 2], 6, tcp);
+    assert!(!admit(&outside, &allow, true), "outside: nothing");
+    assert!(!admit(&outside, &[], false), "empty list: nobody");
+    let offer = ipv4([10, 0, 0, 9], 17, [0, 67, 0, 68]);
+    assert!(admit(&offer, &allow, true), "a DHCP reply while asking");
+    assert!(!admit(&offer, &allow, false), "not with a static address");
+    assert!(!admit(
+        &ipv4([10, 0, 0, 9], 17, [0, 68, 0, 67]),
+        &allow,
+        true
+    ));
     let mut arp = vec![0u8; 42];
     arp[12..14].copy_from_slice(&[0x08, 0x06]);
-    assert!(admit(&arp, &[]));
+    assert!(admit(&arp, &[], false));
     let mut v6 = vec![0u8; 60];
     v6[12..14].copy_from_slice(&[0x86, 0xdd]);
-    assert!(!admit(&v6, &allow));
-    for short in [&[][..], &[0u8; 13][..], &ipv4([10, 0, 0, 1], 6, tcp)[..20]] {
-        assert!(!admit(short, &allow) || short.len() > 14);
-    }
-    let mut odd_ihl = ipv4([10, 0, 0, 9], 17, [0, 67, 0, 68]);
+    assert!(!admit(&v6, &allow, true));
+    assert!(!admit(&[], &allow, true));
+    assert!(!admit(&[0u8; 13], &allow, true));
+    assert!(
+        !admit(&ipv4([10, 0, 0, 1], 6, tcp)[..20], &allow, true),
+        "cut IPv4 header"
+    );
+    let mut odd_ihl = offer.clone();
     odd_ihl[14] = 0x4f;
-    assert!(!admit(&odd_ihl, &allow), "header length past the frame");
+    assert!(
+        !admit(&odd_ihl, &allow, true),
+        "header length past the frame"
+    );
     assert!(in_net([1, 2, 3, 4], ([9, 9, 9, 9], 0)), "/0 is everyone");
 }
