@@ -118,12 +118,12 @@ mod kernel {
         TIMER_EVENTS.load(Ordering::Relaxed)
     }
 
-    /// The port VIRQ_TIMER is bound to.
     /// Nanoseconds since this kernel set up its clock.
     pub fn uptime_ns() -> u64 {
         now_ns().saturating_sub(BOOTED_NS.load(Ordering::Relaxed))
     }
 
+    /// The port VIRQ_TIMER is bound to.
     pub fn timer_port() -> Port {
         TIMER_PORT.load(Ordering::Relaxed)
     }

@@ -33,6 +33,8 @@ const DISCARD_PORT: u16 = 9;
 const ECHO_SOCKETS: usize = 2;
 const DISCARD_SOCKETS: usize = 2;
 const HTTP_SOCKETS: usize = 4;
+/// How long one HTTP connection may take, from its first byte to its close.
+const HTTP_CONNECTION_NS: u64 = 10_000_000_000;
 /// Each TCP socket's receive and send buffer.
 const TCP_BUFFER: usize = 64 * 1024;
 /// The longest the loop sleeps before looking at xenstore again (shutdown, backend state).
@@ -148,7 +150,8 @@ fn tcp_socket() -> tcp::Socket<'static> {
 struct Services {
     echo: Vec<SocketHandle>,
     discard: Vec<SocketHandle>,
-    http: Vec<(SocketHandle, Exchange)>,
+    /// Each HTTP socket, its exchange, and when its connection opened (0: idle).
+    http: Vec<(SocketHandle, Exchange, u64)>,
     scratch: Vec<u8>,
     echoed: u64,
     pages: u64,
@@ -169,7 +172,7 @@ fn serve(si: &StartInfo, addressing: Addressing) -> Result<(), String> {
             .map(|_| stack.sockets.add(tcp_socket()))
             .collect(),
         http: (0..HTTP_SOCKETS)
-            .map(|_| (stack.sockets.add(tcp_socket()), Exchange::default()))
+            .map(|_| (stack.sockets.add(tcp_socket()), Exchange::default(), 0))
             .collect(),
         scratch: vec![0; TCP_BUFFER],
         echoed: 0,
@@ -298,11 +301,20 @@ impl Services {
     fn http_step(&mut self, stack: &mut Stack, si: &StartInfo) {
         let stats = stack.dev.stats();
         let addr = stack.address();
-        for (h, x) in self.http.iter_mut() {
+        let now = time::now_ns();
+        for (h, x, opened) in self.http.iter_mut() {
             let s = stack.sockets.get_mut::<tcp::Socket>(*h);
             if !s.is_open() {
                 *x = Exchange::default();
+                *opened = 0;
                 let _ = s.listen(HTTP_PORT);
+                continue;
+            }
+            if *opened == 0 && s.is_active() {
+                *opened = now;
+            }
+            if *opened != 0 && now.saturating_sub(*opened) > HTTP_CONNECTION_NS {
+                s.abort();
                 continue;
             }
             let mut served = false;

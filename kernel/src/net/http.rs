@@ -69,7 +69,7 @@ pub fn parse(head: &[u8]) -> Option<Result<Request<'_>, ()>> {
     Some(Ok(Request { method, path }))
 }
 
-/// The bytes of `r` as an HTTP/1.0-style answer that closes the connection.
+/// The bytes of `r` as an HTTP/1.1 answer that closes the connection.
 pub fn encode(r: &Response) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

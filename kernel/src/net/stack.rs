@@ -9,6 +9,9 @@ use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
+/// How long to wait for a tx completion when every tx buffer is in flight.
+const TX_FULL_NS: u64 = 10_000_000;
+
 /// How the interface gets its address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Addressing {
@@ -129,9 +132,22 @@ impl Stack {
 
     /// When smoltcp next has a timer due (system time), if it has one.
     pub fn next_timer_ns(&mut self) -> Option<u64> {
-        self.iface
-            .poll_delay(now(), &self.sockets)
-            .map(|d| time::now_ns().saturating_add(d.total_micros().saturating_mul(1000)))
+        self.delay_ns().map(|d| time::now_ns().saturating_add(d))
+    }
+
+    /// smoltcp's next timer from now; "now" while frames wait for a tx buffer means "when
+    /// the backend completes some", so it waits [`TX_FULL_NS`] instead of spinning.
+    fn delay_ns(&mut self) -> Option<u64> {
+        let d = self
+            .iface
+            .poll_delay(now(), &self.sockets)?
+            .total_micros()
+            .saturating_mul(1000);
+        Some(if d == 0 && !self.dev.can_send() {
+            TX_FULL_NS
+        } else {
+            d
+        })
     }
 
     fn dhcp_step(&mut self) {
@@ -159,11 +175,7 @@ impl Stack {
 
     /// Sleeps until the device has news, smoltcp has a timer due, or `max_ns` passed.
     pub fn wait(&mut self, max_ns: u64) {
-        let delay_ns = self
-            .iface
-            .poll_delay(now(), &self.sockets)
-            .map_or(max_ns, |d| d.total_micros().saturating_mul(1000))
-            .min(max_ns);
+        let delay_ns = self.delay_ns().map_or(max_ns, |d| d.min(max_ns));
         if delay_ns > 0 {
             device::wait(time::now_ns() + delay_ns);
         }

@@ -9,12 +9,13 @@ use crate::events::{self, Port};
 use crate::gnttab::{self, GrantRef};
 use crate::mm::{self, SharedPage};
 use crate::sched::{self, WaitQueue};
+use crate::sync::IrqMutex;
 use crate::time;
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 
 /// How many buffer pages a device grants: tx buffers in flight at most, rx buffers kept
@@ -32,6 +33,9 @@ pub const GUEST_BUFFERS: BufferPages = BufferPages { tx: 64, rx: 128 };
 pub type Filter = Box<dyn Fn(&[u8]) -> bool>;
 /// How long the backend may take to reach a state we wait for.
 const STATE_WAIT_NS: u64 = 10_000_000_000;
+/// Filtered-out frames [`Device::receive`](phy::Device::receive) drops before it returns
+/// (the rest wait for the next poll).
+const FILTER_BUDGET: usize = 32;
 /// How long tx requests may stay unanswered before the backend is notified again.
 const TX_KICK_NS: u64 = 500_000_000;
 /// How often a state wait looks again.
@@ -42,8 +46,9 @@ pub const CLOSED: &str = "closed";
 
 static EVENT: AtomicBool = AtomicBool::new(false);
 static WAITERS: WaitQueue = WaitQueue::new();
-/// Pages a backend kept mapped after close: never freed.
-static LEAKED: AtomicU64 = AtomicU64::new(0);
+/// Pages a backend kept mapped after close, with their grants: out of use until
+/// [`release_kept`] can revoke them.
+static KEPT: IrqMutex<Vec<(u64, GrantRef)>> = IrqMutex::new(Vec::new());
 
 /// The event handler of a guest's devices: wakes [`wait`].
 pub fn on_event(_port: Port) {
@@ -84,24 +89,35 @@ impl Granted {
     }
 
     /// Revokes every grant and frees the pages; those the backend still maps are kept out
-    /// of use. Returns how many were kept.
+    /// of use (see [`release_kept`]). Returns how many were kept.
     fn release(self) -> u64 {
-        let mut kept = 0;
+        let mut kept = Vec::new();
         for (pfn, r) in self.0 {
             if gnttab::end_access(r).is_ok() {
                 mm::free_frame(pfn);
             } else {
-                kept += 1;
+                kept.push((pfn, r));
             }
         }
-        LEAKED.fetch_add(kept, Ordering::Relaxed);
-        kept
+        let n = kept.len() as u64;
+        KEPT.lock().extend(kept);
+        n
     }
 }
 
-/// Pages a backend kept mapped after close, since boot.
-pub fn leaked_pages() -> u64 {
-    LEAKED.load(Ordering::Relaxed)
+/// Tries again to revoke the pages backends kept mapped after a close, freeing those let
+/// go; returns how many are still kept.
+pub fn release_kept() -> usize {
+    let mut kept = KEPT.lock();
+    kept.retain(|&(pfn, r)| {
+        if gnttab::end_access(r).is_ok() {
+            mm::free_frame(pfn);
+            false
+        } else {
+            true
+        }
+    });
+    kept.len()
 }
 
 /// A handshake under way, in steps that never block: a guest loops over them
@@ -123,6 +139,9 @@ pub enum Handshake {
 pub enum Progress {
     Waiting(Handshake),
     Done(Box<Netfront>),
+    /// Why it failed, with the device to close (in steps: [`Netfront::close_step`]) if
+    /// the rings were already published.
+    Failed(String, Option<Box<Netfront>>),
 }
 
 impl Handshake {
@@ -144,9 +163,10 @@ impl Handshake {
     }
 
     /// Looks at the backend once and moves on if it is ready: at InitWait, grants the rings
-    /// and buffers and publishes them; at Connected, the device is done. Errors after 10 s
-    /// in one state, releasing what was granted.
-    pub fn step(self, store: &mut dyn Store) -> Result<Progress, String> {
+    /// and buffers and publishes them; at Connected, the device is done. Fails after 10 s
+    /// in one state; it never blocks, not even to close (the caller closes the device it
+    /// gets back).
+    pub fn step(self, store: &mut dyn Store) -> Progress {
         match self {
             Handshake::Backend {
                 front,
@@ -155,17 +175,27 @@ impl Handshake {
                 buffers,
                 deadline,
             } => {
-                let s = handshake::read_state(store, &backend.path)?;
-                if s != state::INIT_WAIT && s != state::CONNECTED {
-                    return timed_out(deadline, "InitWait", s).map(|()| {
-                        Progress::Waiting(Handshake::Backend {
+                // Only InitWait: a backend still Connected may be on a previous connection's
+                // rings.
+                let waiting = handshake::read_state(store, &backend.path).and_then(|s| {
+                    if s == state::INIT_WAIT {
+                        Ok(true)
+                    } else {
+                        timed_out(deadline, "InitWait", s).map(|()| false)
+                    }
+                });
+                match waiting {
+                    Err(e) => return Progress::Failed(e, None),
+                    Ok(false) => {
+                        return Progress::Waiting(Handshake::Backend {
                             front,
                             backend,
                             on_event,
                             buffers,
                             deadline,
                         })
-                    });
+                    }
+                    Ok(true) => {}
                 }
                 let mut granted = Granted::default();
                 let (queues, port) = match Netfront::set_up(
@@ -179,7 +209,7 @@ impl Handshake {
                     Ok(q) => q,
                     Err(e) => {
                         granted.release();
-                        return Err(e);
+                        return Progress::Failed(e, None);
                     }
                 };
                 let dev = Netfront {
@@ -194,27 +224,26 @@ impl Handshake {
                     filtered: 0,
                     tx_dropped: 0,
                     tx_moved_ns: time::now_ns(),
-                    tx_in_flight: 0,
+                    tx_completed: 0,
                     kicks: 0,
+                    kept: 0,
                     frame: Vec::with_capacity(FRAME_MAX),
                 };
-                Ok(Progress::Waiting(Handshake::Connected {
+                Progress::Waiting(Handshake::Connected {
                     dev: Box::new(dev),
                     deadline: time::now_ns() + STATE_WAIT_NS,
-                }))
+                })
             }
-            Handshake::Connected { mut dev, deadline } => {
+            Handshake::Connected { dev, deadline } => {
                 let s = handshake::read_state(store, &dev.backend.path);
                 if s == Ok(state::CONNECTED) {
                     let _ = events::send(dev.port);
-                    return Ok(Progress::Done(dev));
+                    return Progress::Done(dev);
                 }
-                let waited = s.and_then(|s| timed_out(deadline, "Connected", s));
-                if let Err(e) = waited {
-                    dev.close(store);
-                    return Err(e);
+                match s.and_then(|s| timed_out(deadline, "Connected", s)) {
+                    Err(e) => Progress::Failed(e, Some(dev)),
+                    Ok(()) => Progress::Waiting(Handshake::Connected { dev, deadline }),
                 }
-                Ok(Progress::Waiting(Handshake::Connected { dev, deadline }))
             }
         }
     }
@@ -259,8 +288,10 @@ pub struct Netfront {
     /// When the tx queue last moved (or was empty), and how often the backend was
     /// notified again because it had not.
     tx_moved_ns: u64,
-    tx_in_flight: usize,
+    tx_completed: u64,
     kicks: u64,
+    /// Pages the backend still mapped when this device closed.
+    kept: u64,
     frame: Vec<u8>,
 }
 
@@ -270,9 +301,15 @@ impl Netfront {
     pub fn connect(store: &mut dyn Store, front: &str) -> Result<Netfront, String> {
         let mut h = Handshake::start(store, front, on_event, GUEST_BUFFERS)?;
         loop {
-            match h.step(store)? {
+            match h.step(store) {
                 Progress::Done(dev) => return Ok(*dev),
                 Progress::Waiting(next) => h = next,
+                Progress::Failed(e, dev) => {
+                    if let Some(mut dev) = dev {
+                        dev.close(store);
+                    }
+                    return Err(e);
+                }
             }
             sched::sleep_until(time::now_ns() + STATE_POLL_NS);
         }
@@ -374,10 +411,11 @@ impl Netfront {
         let tx = self.queues.push_tx();
         let now = time::now_ns();
         let in_flight = self.queues.tx_in_flight();
-        if in_flight == 0 || in_flight < self.tx_in_flight {
+        let completed = self.queues.stats().tx_completed;
+        if in_flight == 0 || completed != self.tx_completed {
             self.tx_moved_ns = now;
         }
-        self.tx_in_flight = in_flight;
+        self.tx_completed = completed;
         // A notification the backend missed would leave our requests there for good: after
         // TX_KICK_NS without a completion, tell it again (an extra event costs nothing).
         let kick = in_flight > 0 && now.saturating_sub(self.tx_moved_ns) >= TX_KICK_NS;
@@ -392,6 +430,17 @@ impl Netfront {
         if rx || tx || kick {
             let _ = events::send(self.port);
         }
+    }
+
+    /// Pages the backend still mapped when the device closed (kept out of use, see
+    /// [`release_kept`]).
+    pub fn kept_pages(&self) -> u64 {
+        self.kept
+    }
+
+    /// Whether a frame could be sent now (a tx buffer is free).
+    pub fn can_send(&self) -> bool {
+        self.broken.is_none() && self.queues.can_send()
     }
 
     /// Times the backend was notified again for unanswered tx requests.
@@ -466,6 +515,7 @@ impl Netfront {
             crate::log_warn!("netfront: {}: closing the event channel: {e}", self.front);
         }
         let kept = core::mem::take(&mut self.granted).release();
+        self.kept = kept;
         if kept > 0 {
             crate::log_warn!(
                 "netfront: {}: the backend still maps {kept} page(s); they are kept out of use",
@@ -521,7 +571,7 @@ impl phy::Device for Netfront {
             return None;
         }
         let mut frame = Vec::new();
-        for _ in 0..super::ring::RING_SLOTS {
+        for _ in 0..FILTER_BUDGET {
             match self.queues.receive(&mut frame) {
                 Ok(true) if self.filter.as_ref().is_some_and(|f| !f(&frame)) => {
                     self.filtered += 1;

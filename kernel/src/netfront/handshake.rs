@@ -1,6 +1,7 @@
 //! The netfront side of the xenbus handshake, over any [`Store`]: find the backend, read its
 //! MAC, publish our rings (`tx-ring-ref`, `rx-ring-ref`, `event-channel`, `request-rx-copy`,
-//! `feature-rx-notify`, `feature-no-csum-offload`) and switch to Connected; on the way out,
+//! `feature-rx-notify`, `feature-no-csum-offload`, `feature-sg` 0, `feature-gso-tcpv4` 0)
+//! and switch to Connected; on the way out,
 //! Closing then Closed. Whatever the store holds is checked: a malformed value is an error
 //! naming its node, never a panic. Pure logic, host-tested.
 

@@ -37,6 +37,8 @@ pub struct Stats {
     pub rx_errors: u64,
     /// Packets the backend reported it could not send (status other than okay).
     pub tx_errors: u64,
+    /// Tx responses taken (good or not).
+    pub tx_completed: u64,
     /// Responses dropped for an id, length, offset or flags out of range.
     pub rejected: u64,
 }
@@ -51,6 +53,10 @@ pub struct Queues<P> {
     tx_busy: Vec<bool>,
     rx_bufs: Vec<Buffer<P>>,
     rx_posted: Vec<bool>,
+    /// The last response said more fragments follow (never negotiated): drop them too.
+    rx_fragments: bool,
+    /// Slots holding a `netif_extra_info` (never negotiated) still to skip.
+    rx_extras: u32,
     stats: Stats,
 }
 
@@ -72,6 +78,8 @@ impl<P: RingPage> Queues<P> {
             tx_free: (0..tx_bufs.len() as u16).rev().collect(),
             tx_busy: alloc::vec![false; tx_bufs.len()],
             rx_posted: alloc::vec![false; rx_bufs.len()],
+            rx_fragments: false,
+            rx_extras: 0,
             tx_bufs,
             rx_bufs,
             stats: Stats::default(),
@@ -146,6 +154,7 @@ impl<P: RingPage> Queues<P> {
                 Some(busy) if *busy => {
                     *busy = false;
                     self.tx_free.push(id);
+                    self.stats.tx_completed += 1;
                     if status != RSP_OKAY {
                         self.stats.tx_errors += 1;
                     }
@@ -167,10 +176,20 @@ impl<P: RingPage> Queues<P> {
             let mut rsp = [0u8; RX_SLOT];
             self.rx.response(0, &mut rsp);
             self.rx.consume(1)?;
+            if self.rx_extras > 0 {
+                self.rx_extras -= 1;
+                continue;
+            }
             let id = u16::from_le_bytes([rsp[0], rsp[1]]);
             let offset = usize::from(u16::from_le_bytes([rsp[2], rsp[3]]));
             let flags = u16::from_le_bytes([rsp[4], rsp[5]]);
             let status = i16::from_le_bytes([rsp[6], rsp[7]]);
+            if flags & RXF_EXTRA_INFO != 0 {
+                // The next slot holds a `netif_extra_info`, not a response (the id of the
+                // buffer it used is gone with it, so that buffer is lost): skip it.
+                self.rx_extras = 1;
+            }
+            let fragment = core::mem::replace(&mut self.rx_fragments, flags & RXF_MORE_DATA != 0);
             let Some(true) = self.rx_posted.get(usize::from(id)).copied() else {
                 self.stats.rejected += 1;
                 continue;
@@ -178,7 +197,10 @@ impl<P: RingPage> Queues<P> {
             if let Some(posted) = self.rx_posted.get_mut(usize::from(id)) {
                 *posted = false;
             }
-            let good = self.take_rx(id, offset, flags, status, out);
+            let good = !fragment && self.take_rx(id, offset, flags, status, out);
+            if fragment {
+                self.stats.rejected += 1;
+            }
             self.post_rx(id);
             if good {
                 return Ok(true);

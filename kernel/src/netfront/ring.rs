@@ -4,7 +4,7 @@
 //! [`RingPage`], host-tested.
 //!
 //! The backend moves `rsp_prod` and writes responses; both are checked: a `rsp_prod` that
-//! claims more responses than requests outstanding breaks the ring for good.
+//! claims more responses than published requests outstanding breaks the ring for good.
 
 use xenstore_engine::ring::RingPage;
 
@@ -88,12 +88,13 @@ impl<P: RingPage> FrontRing<P> {
         new.wrapping_sub(event) < new.wrapping_sub(old)
     }
 
-    /// Responses ready to be read with [`FrontRing::response`].
+    /// Responses ready to be read with [`FrontRing::response`]: never more than the
+    /// published requests not answered yet (the backend cannot answer what it has not seen).
     pub fn ready(&self) -> Result<u32, BadIndex> {
         let prod = self.page.load_u32(RSP_PROD);
         self.page.barrier();
         let ready = prod.wrapping_sub(self.rsp_cons);
-        if ready > self.outstanding() {
+        if ready > self.req_prod.wrapping_sub(self.rsp_cons) {
             return Err(BadIndex);
         }
         Ok(ready)
@@ -194,6 +195,14 @@ mod tests {
         r.push();
         r.page_mut().store_u32(RSP_PROD, 2);
         assert_eq!(r.ready(), Err(BadIndex), "two responses to one request");
+        r.put(&[0; RX_SLOT]);
+        assert_eq!(
+            r.ready(),
+            Err(BadIndex),
+            "an answer to a request not published yet"
+        );
+        r.push();
+        assert_eq!(r.ready(), Ok(2));
         r.page_mut().store_u32(RSP_PROD, u32::MAX);
         assert_eq!(r.ready(), Err(BadIndex), "behind our consumer");
     }

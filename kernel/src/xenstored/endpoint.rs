@@ -11,7 +11,7 @@ use crate::cmdline::Options;
 use crate::events;
 use crate::net::http::Exchange;
 use crate::net::stack::{Addressing, Stack};
-use crate::netfront::device::{BufferPages, Handshake, Netfront, Progress};
+use crate::netfront::device::{release_kept, BufferPages, Handshake, Netfront, Progress};
 use crate::netfront::handshake::{self, state};
 use crate::time;
 use alloc::boxed::Box;
@@ -38,6 +38,8 @@ const PACKET_BUDGET: usize = 16;
 const SEARCH_NS: u64 = 500_000_000;
 const HANDSHAKE_NS: u64 = 20_000_000;
 const BACKEND_CHECK_NS: u64 = 1_000_000_000;
+/// Pages backends may keep mapped after a close before no more vifs are connected.
+const MAX_KEPT_PAGES: usize = 64;
 /// Vif handles looked at (`device/vif/0` ..).
 const MAX_VIFS: u32 = 8;
 
@@ -72,6 +74,7 @@ pub struct Endpoint {
     scrapes: u64,
     /// A live update is closing the vif: connect nothing until [`Endpoint::resume`].
     paused: bool,
+    kept_warned: bool,
 }
 
 impl Endpoint {
@@ -114,6 +117,7 @@ impl Endpoint {
             backend_check_ns: 0,
             scrapes: 0,
             paused: false,
+            kept_warned: false,
         })
     }
 
@@ -151,12 +155,12 @@ impl Endpoint {
                     local: &mut self.local,
                 };
                 match h.step(&mut store) {
-                    Ok(Progress::Waiting(h)) => Phase::Connecting(Box::new(h)),
-                    Ok(Progress::Done(dev)) => self.up(*dev),
-                    Err(e) => {
+                    Progress::Waiting(h) => Phase::Connecting(Box::new(h)),
+                    Progress::Done(dev) => self.up(*dev),
+                    Progress::Failed(e, dev) => {
                         crate::log_warn!("xenstored: metrics: the vif did not connect: {e}");
                         self.next_ns = now + SEARCH_NS;
-                        Phase::Search
+                        dev.map_or(Phase::Search, Phase::Closing)
                     }
                 }
             }
@@ -192,6 +196,10 @@ impl Endpoint {
             local: &mut self.local,
         };
         self.phase = if dev.close_step(&mut store) {
+            if dev.kept_pages() > 0 {
+                // Its backend holds our pages: never hand it fresh ones.
+                self.failed.push(String::from(dev.front()));
+            }
             self.slots.clear();
             self.next_ns = time::now_ns() + SEARCH_NS;
             Phase::Search
@@ -221,7 +229,7 @@ impl Endpoint {
     pub fn closed(&self) -> Option<bool> {
         match self.phase {
             Phase::Closing(_) => None,
-            _ => Some(crate::netfront::device::leaked_pages() == 0),
+            _ => Some(release_kept() == 0),
         }
     }
 
@@ -235,6 +243,14 @@ impl Endpoint {
     /// `device/vif` directory readable by dom0 only (init-xenstore-domain made its home,
     /// not libxl), while each device's own directory is ours.
     fn search<P: Platform>(&mut self, engine: &mut Engine<P>) -> Phase {
+        let kept = release_kept();
+        if kept > MAX_KEPT_PAGES {
+            if !self.kept_warned {
+                self.kept_warned = true;
+                crate::log_warn!("xenstored: metrics: backends keep {kept} pages of the stub mapped; connecting no more vifs");
+            }
+            return Phase::Search;
+        }
         let mut store = EngineStore {
             engine,
             local: &mut self.local,

@@ -1,7 +1,7 @@
 //! The stub's own requests to its own engine, spoken as its own domain on a connection
 //! with no ring: each request is fed to the engine and its reply taken at once (watch
-//! events that arrive meanwhile are left for the caller). Used by the log device's and
-//! the metrics vif's xenbus handshakes.
+//! events queued on the connection meanwhile are dropped: a caller that watches reads its
+//! events before it calls). Used by the log device's and the metrics vif's handshakes.
 
 #[cfg(feature = "net")]
 use crate::netfront::handshake::Store;

@@ -395,6 +395,11 @@ mod service {
                         m.step(&mut self.engine, &host);
                     }
                 }
+                // Watch events the log device's and the endpoint's own writes raised (for
+                // their backends' connections) go out now, not at the next wake-up.
+                for c in self.engine.take_ready() {
+                    self.activate(c);
+                }
                 if self.engine.live_update_pending().is_some() {
                     self.live_update_step();
                 }

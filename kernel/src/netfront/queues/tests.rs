@@ -97,6 +97,7 @@ fn hostile_rx_responses_are_dropped_and_counted() {
         "id 1 was reposted after its bad response"
     );
     // The same buffer answered twice: the second is not ours to take.
+    q.push_rx();
     rx_response(&mut q, 8, 7, 0, 0, 60);
     assert_eq!(q.receive(&mut out), Ok(true));
     rx_response(&mut q, 9, 7, 0, 0, 60);
@@ -155,8 +156,38 @@ fn tx_buffers_are_freed_by_responses_and_hostile_ones_counted() {
     q.send(&frame);
     q.send(&frame);
     tx_response(&mut q, 0, 7, 0);
+    assert_eq!(
+        q.reap_tx(),
+        Err(BadIndex),
+        "answers to requests not published"
+    );
+    let mut q = queues(2, 1);
+    q.send(&frame);
+    q.send(&frame);
+    q.push_tx();
+    tx_response(&mut q, 0, 7, 0);
     tx_response(&mut q, 1, 1, -1);
     assert_eq!(q.reap_tx(), Ok(false));
     assert_eq!((q.stats().rejected, q.stats().tx_errors), (1, 1));
     assert!(!q.send(&[]) && !q.send(&[0; FRAME_MAX + 1]));
+}
+
+#[test]
+fn fragments_and_extra_info_slots_are_never_taken_as_frames() {
+    let mut q = queues(1, 8);
+    q.push_rx();
+    let mut out = Vec::new();
+    // A frame in three fragments: all three dropped, their buffers posted again.
+    rx_response(&mut q, 0, 0, 0, RXF_MORE_DATA, 60);
+    rx_response(&mut q, 1, 1, 0, RXF_MORE_DATA, 60);
+    rx_response(&mut q, 2, 2, 0, 0, 60);
+    assert_eq!(q.receive(&mut out), Ok(false));
+    assert_eq!(q.stats().rejected, 3);
+    // A response flagged extra-info: the slot after it is skipped, whatever it holds.
+    rx_response(&mut q, 3, 3, 0, RXF_EXTRA_INFO, 60);
+    rx_response(&mut q, 4, 4, 0, 0, 60);
+    assert_eq!(q.receive(&mut out), Ok(false));
+    rx_response(&mut q, 5, 5, 0, 0, 60);
+    assert_eq!(q.receive(&mut out), Ok(true), "the next real response");
+    assert_eq!((q.stats().rejected, q.stats().rx_packets), (4, 1));
 }

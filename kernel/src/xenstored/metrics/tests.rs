@@ -163,3 +163,19 @@ fn only_allowed_sources_arp_and_dhcp_replies_pass() {
     );
     assert!(in_net([1, 2, 3, 4], ([9, 9, 9, 9], 0)), "/0 is everyone");
 }
+
+#[test]
+fn per_domain_series_stop_at_max_domains() {
+    let c = counters();
+    let d: Vec<DomainFigures> = (0..300)
+        .map(|domid| DomainFigures {
+            domid,
+            ..domains()[0]
+        })
+        .collect();
+    let text = prometheus(&snapshot(&c, &d));
+    assert!(text.lines().any(|l| l == "xenstore_domains 300"));
+    assert!(text.lines().any(|l| l == "xenstore_domains_omitted 44"));
+    assert!(text.contains("xenstore_domain_nodes{domid=\"255\"}"));
+    assert!(!text.contains("{domid=\"256\"}"));
+}
