@@ -7,7 +7,8 @@
 //! `net: serving ping, tcp echo on 7, discard on 9, http on 80` ·
 //! `net: backend of device/vif/<n> went away; vif closed (rx <n>, tx <n> packets, <n> rejected,
 //! <n> tx kicks)` ·
-//! `net: shutdown requested (<reason>); vif closed (...)` · `net: done` — or
+//! `net: device/vif/<n>: the backend completed no transmit in 3 s; vif closed (...),
+//! connecting again` · `net: shutdown requested (<reason>); vif closed (...)` · `net: done` — or
 //! `net: FAILED: <what>`.
 
 use crate::net::http::{Exchange, Request, Response};
@@ -33,6 +34,8 @@ const DISCARD_PORT: u16 = 9;
 const ECHO_SOCKETS: usize = 2;
 const DISCARD_SOCKETS: usize = 2;
 const HTTP_SOCKETS: usize = 4;
+/// A transmit side with no completion for this long is connected again.
+const TX_STALL_NS: u64 = 3_000_000_000;
 /// How long one HTTP connection may take, from its first byte to its close.
 const HTTP_CONNECTION_NS: u64 = 10_000_000_000;
 /// Each TCP socket's receive and send buffer.
@@ -213,7 +216,23 @@ fn serve(si: &StartInfo, addressing: Addressing) -> Result<(), String> {
             );
             return Ok(());
         }
-        if connected && backend_gone(&stack) {
+        if connected && stack.dev.tx_stalled_ns() >= TX_STALL_NS {
+            // The backend takes our frames' requests but completes none, kicks or not: a
+            // connection its transmit side never started serving. Connect again.
+            let _ = xenbus::unwatch(
+                &format!("{}/state", stack.dev.backend_path()),
+                BACKEND_TOKEN,
+            );
+            let front = String::from(stack.dev.front());
+            let backend = String::from(stack.dev.backend_path());
+            let stats = closing_counters(&stack.dev);
+            stack.dev.close(&mut Xenstore);
+            println!("net: {front}: the backend completed no transmit in 3 s; vif closed ({stats}), connecting again");
+            if let Err(e) = handshake::reconnect(&mut Xenstore, &front, &backend) {
+                println!("net: {front}: asking the backend to reconnect: {e}");
+            }
+            connected = false;
+        } else if connected && backend_gone(&stack) {
             let _ = xenbus::unwatch(
                 &format!("{}/state", stack.dev.backend_path()),
                 BACKEND_TOKEN,

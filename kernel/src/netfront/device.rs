@@ -224,6 +224,7 @@ impl Handshake {
                     filtered: 0,
                     tx_dropped: 0,
                     tx_moved_ns: time::now_ns(),
+                    tx_progress_ns: time::now_ns(),
                     tx_completed: 0,
                     kicks: 0,
                     kept: 0,
@@ -288,6 +289,8 @@ pub struct Netfront {
     /// When the tx queue last moved (or was empty), and how often the backend was
     /// notified again because it had not.
     tx_moved_ns: u64,
+    /// When the tx queue last moved or was empty (kicks leave it alone).
+    tx_progress_ns: u64,
     tx_completed: u64,
     kicks: u64,
     /// Pages the backend still mapped when this device closed.
@@ -414,6 +417,7 @@ impl Netfront {
         let completed = self.queues.stats().tx_completed;
         if in_flight == 0 || completed != self.tx_completed {
             self.tx_moved_ns = now;
+            self.tx_progress_ns = now;
         }
         self.tx_completed = completed;
         // A notification the backend missed would leave our requests there for good: after
@@ -430,6 +434,16 @@ impl Netfront {
         if rx || tx || kick {
             let _ = events::send(self.port);
         }
+    }
+
+    /// How long tx requests have waited without a single completion (0: none waiting).
+    /// Seconds of it, kicks notwithstanding, mean the backend is not serving this
+    /// connection's transmit side: close and connect again.
+    pub fn tx_stalled_ns(&self) -> u64 {
+        if self.queues.tx_in_flight() == 0 {
+            return 0;
+        }
+        time::now_ns().saturating_sub(self.tx_progress_ns)
     }
 
     /// Pages the backend still mapped when the device closed (kept out of use, see

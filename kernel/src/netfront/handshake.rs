@@ -115,6 +115,20 @@ pub fn publish(store: &mut dyn Store, front: &str, rings: Rings) -> Result<(), S
     Ok(())
 }
 
+/// Asks the backend of a vif we closed ourselves to prepare for a new connection: with our
+/// state Closed and the backend Closed but still `online` (not being detached), our state
+/// Initialising makes netback go back to InitWait. True when asked.
+pub fn reconnect(store: &mut dyn Store, front: &str, backend: &str) -> Result<bool, String> {
+    let ours = read_state(store, front)?;
+    let theirs = read_state(store, backend)?;
+    let online = store.read(&format!("{backend}/online"));
+    if ours != state::CLOSED || theirs != state::CLOSED || online.as_deref() != Ok(b"1".as_slice())
+    {
+        return Ok(false);
+    }
+    set_state(store, front, state::INITIALISING).map(|()| true)
+}
+
 /// Sets our `state`.
 pub fn set_state(store: &mut dyn Store, front: &str, s: u32) -> Result<(), String> {
     let path = format!("{front}/state");
@@ -193,6 +207,28 @@ mod tests {
         assert_eq!(
             read_state(&mut m, "x"),
             Err("x/state is not a xenbus state".into())
+        );
+    }
+
+    #[test]
+    fn reconnect_only_a_closed_pair_still_online() {
+        let be = "/local/domain/0/backend/vif/3/0";
+        let mut m = store();
+        m.write("device/vif/0/state", "6").unwrap();
+        m.write(&format!("{be}/state"), "6").unwrap();
+        m.write(&format!("{be}/online"), "0").unwrap();
+        assert_eq!(
+            reconnect(&mut m, "device/vif/0", be),
+            Ok(false),
+            "being detached"
+        );
+        m.write(&format!("{be}/online"), "1").unwrap();
+        assert_eq!(reconnect(&mut m, "device/vif/0", be), Ok(true));
+        assert_eq!(read_state(&mut m, "device/vif/0"), Ok(state::INITIALISING));
+        assert_eq!(
+            reconnect(&mut m, "device/vif/0", be),
+            Ok(false),
+            "asked already"
         );
     }
 

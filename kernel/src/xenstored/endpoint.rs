@@ -38,6 +38,8 @@ const PACKET_BUDGET: usize = 16;
 const SEARCH_NS: u64 = 500_000_000;
 const HANDSHAKE_NS: u64 = 20_000_000;
 const BACKEND_CHECK_NS: u64 = 1_000_000_000;
+/// A transmit side with no completion for this long is connected again.
+const TX_STALL_NS: u64 = 3_000_000_000;
 /// Pages backends may keep mapped after a close before no more vifs are connected.
 const MAX_KEPT_PAGES: usize = 64;
 /// Vif handles looked at (`device/vif/0` ..).
@@ -175,6 +177,13 @@ impl Endpoint {
                         local: &mut self.local,
                     };
                     let s = handshake::read_state(&mut store, stack.dev.backend_path());
+                    if stack.dev.tx_stalled_ns() >= TX_STALL_NS {
+                        crate::log_warn!(
+                            "xenstored: metrics: {}: the backend completed no transmit in 3 s; connecting again",
+                            stack.dev.front()
+                        );
+                        return self.close(Box::new(stack.into_device()), engine);
+                    }
                     if s != Ok(state::CONNECTED) || stack.dev.broken().is_some() {
                         crate::log_info!(
                             "xenstored: metrics: the backend of {} went away; closing the vif",
@@ -273,7 +282,15 @@ impl Endpoint {
                     self.failed.push(front);
                     return Phase::Connecting(Box::new(h));
                 }
-                Ok(state::CLOSED) => reconnect(&mut store, &front, &backend.path),
+                Ok(state::CLOSED) => {
+                    match handshake::reconnect(&mut store, &front, &backend.path) {
+                        Ok(true) => crate::log_info!(
+                        "xenstored: metrics: {front} was closed; asked its backend to reconnect"
+                    ),
+                        Ok(false) => {}
+                        Err(e) => crate::log_warn!("xenstored: metrics: {front}: {e}"),
+                    }
+                }
                 _ => {}
             }
         }
@@ -364,20 +381,6 @@ impl Endpoint {
             if slot.exchange.done() && s.send_queue() == 0 {
                 s.close();
             }
-        }
-    }
-}
-
-/// A vif we closed ourselves (before a live update, in the kernel before this one) with its
-/// backend Closed but still online: our state Initialising asks the backend to prepare for
-/// a new connection (InitWait). A vif being detached (`online` 0) is left alone.
-fn reconnect(store: &mut dyn handshake::Store, front: &str, backend: &str) {
-    let ours = handshake::read_state(store, front);
-    let online = store.read(&format!("{backend}/online"));
-    if ours == Ok(state::CLOSED) && online.as_deref() == Ok(b"1".as_slice()) {
-        crate::log_info!("xenstored: metrics: {front} was closed; asking its backend to reconnect");
-        if let Err(e) = handshake::set_state(store, front, state::INITIALISING) {
-            crate::log_warn!("xenstored: metrics: {front}: {e}");
         }
     }
 }
