@@ -67,6 +67,8 @@ name=ferrostore-net
 check "xl create /ferrostore/xen-config/net-demo.cfg" xl create /ferrostore/xen-config/net-demo.cfg
 if wait_for_marker "$(guest_log $name)" '^net: (serving|FAILED)' 60; then
     tr -d '\r' <"$(guest_log $name)" | grep '^net: ' | sed 's/^/    /'
+    n=0
+    until ping -c 1 -W 1 10.0.0.2 >/dev/null 2>&1 || [ $n -ge 20 ]; do n=$((n + 1)); done
     echo "DEMO: ping -c 3 10.0.0.2"
     pings=$(ping -c 3 -W 2 10.0.0.2 2>&1)
     printf '%s\n' "$pings" | sed 's/^/    /'
