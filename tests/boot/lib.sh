@@ -252,6 +252,8 @@ wait_domain_state() {
 #                                   failure's first libxl error, then waits (120 s at most)
 #                                   until every guest is gone. Sets GUESTS_FAILED (how many
 #                                   `xl create`s failed) and GUESTS_LEFT (names not gone).
+#                                   A create that failed only on libxl's console-tty wait is
+#                                   tried once more ("NOTE NAME: <n> xl create retried").
 #   spinners_start                  starts two Linux guests spin1, spin2, each with one vCPU
 #                                   per pCPU busy in a loop; PASS/FAIL per guest
 #   spinners_stop                   destroys them; PASS/FAIL per guest
@@ -260,7 +262,17 @@ guests_at_once() {
     _i=1
     while [ "$_i" -le "$2" ]; do
         _cfg=$(ferrostore_guest "$1-$_i" demo)
-        (xl create "$_cfg" >/tmp/"$1-$_i".out 2>&1; echo $? >/tmp/"$1-$_i".rc) &
+        # libxl gives xenconsoled 10 s to publish a new guest's console tty; with dozens of
+        # creates at once on an emulated dom0 it sometimes misses that (the store answered:
+        # libxl waits for xenconsoled). Such a create is tried once more, and counted.
+        (xl create "$_cfg" >/tmp/"$1-$_i".out 2>&1
+            _rc=$?
+            if [ $_rc != 0 ] && grep -q 'console tty: timed out' /tmp/"$1-$_i".out; then
+                echo retried >/tmp/"$1-$_i".retried
+                xl create "$_cfg" >/tmp/"$1-$_i".out 2>&1
+                _rc=$?
+            fi
+            echo $_rc >/tmp/"$1-$_i".rc) &
         _i=$((_i + 1))
     done
     wait
@@ -274,6 +286,8 @@ guests_at_once() {
         fi
         _i=$((_i + 1))
     done
+    _retried=$(ls /tmp/"$1"-*.retried 2>/dev/null | wc -l)
+    [ "$_retried" = 0 ] || echo "NOTE $1: $_retried xl create retried after libxl's console tty wait timed out"
     echo "BENCH $1 $((_created - _start)) $GUESTS_FAILED"
     GUESTS_LEFT=""
     _i=1
