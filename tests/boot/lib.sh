@@ -248,7 +248,7 @@ wait_domain_state() {
 # Added for many guests at once (tests/boot/stub-many-guests.sh, scripts/bench-guests):
 #   guests_at_once NAME COUNT       starts ferrostore guests NAME-1..COUNT (demo tour, 16 MiB,
 #                                   poweroff) with one `xl create ... &` each, waits for every
-#                                   `xl create`, prints "BENCH NAME <ms> <failed>" and each
+#                                   `xl create`, prints "BENCH NAME <ms> <failed> <retried>" and each
 #                                   failure's first libxl error, then waits (120 s at most)
 #                                   until every guest is gone. Sets GUESTS_FAILED (how many
 #                                   `xl create`s failed) and GUESTS_LEFT (names not gone).
@@ -288,7 +288,7 @@ guests_at_once() {
     done
     _retried=$(ls /tmp/"$1"-*.retried 2>/dev/null | wc -l)
     [ "$_retried" = 0 ] || echo "NOTE $1: $_retried xl create retried after libxl's console tty wait timed out"
-    echo "BENCH $1 $((_created - _start)) $GUESTS_FAILED"
+    echo "BENCH $1 $((_created - _start)) $GUESTS_FAILED $_retried"
     GUESTS_LEFT=""
     _i=1
     while [ "$_i" -le "$2" ]; do

@@ -4,7 +4,7 @@
 # when xenconsoled has not written the console tty within 10 s), every guest must run its tour
 # and be gone, no guest's home may be left in the store, and the store must still serve.
 # scripts/bench-guests runs this scenario under C xenstored and under the stub and prints the
-# "BENCH <round> <ms> <failed>" lines side by side.
+# "BENCH <round> <ms> <failed> <retried>" lines side by side.
 # xen-run: --xenstore stub --timeout 480
 . /ferrostore/tests/boot/lib.sh
 

@@ -3,8 +3,12 @@
 //! quarter of them holding a watch); a watch storm (one write firing 1,000 watches held by
 //! 100 connections: time until every event is in, none lost or doubled); 50 concurrent
 //! transactions on one connection incrementing one counter (commits/s, conflict rate).
+//! A `--floor` server (xs-null: answers every request OK, doing no work) takes part in the
+//! idle-connection rows only: what the kernel's sockets and epoll cost with that many
+//! connections open, the bound of any server's growth on this machine.
 //!
-//! usage: xs-scale --server NAME=SOCK [--server NAME=SOCK ...] [--baseline NAME]
+//! usage: xs-scale --server NAME=SOCK [--server NAME=SOCK ...] [--floor NAME=SOCK]
+//!                 [--baseline NAME]
 #![forbid(unsafe_code)]
 
 use std::time::{Duration, Instant};
@@ -14,6 +18,18 @@ use xs_conformance::stats::median;
 struct Server {
     name: String,
     sock: String,
+    /// Answers without doing any work: measured in the idle-connection rows only.
+    floor: bool,
+}
+
+impl Server {
+    fn label(&self) -> String {
+        if self.floor {
+            format!("{} (floor)", self.name)
+        } else {
+            self.name.clone()
+        }
+    }
 }
 
 fn connect(s: &Server) -> Result<Client, String> {
@@ -142,63 +158,91 @@ fn main() {
     while let Some(a) = args.next() {
         let v = args.next().unwrap_or_default();
         match a.as_str() {
-            "--server" => match v.split_once('=') {
+            "--server" | "--floor" => match v.split_once('=') {
                 Some((n, s)) => servers.push(Server {
                     name: n.to_string(),
                     sock: s.to_string(),
+                    floor: a == "--floor",
                 }),
                 None => {
-                    eprintln!("xs-scale: --server wants NAME=SOCK, not '{v}'");
+                    eprintln!("xs-scale: {a} wants NAME=SOCK, not '{v}'");
                     std::process::exit(2);
                 }
             },
             "--baseline" => baseline = v,
             _ => {
                 eprintln!(
-                    "usage: xs-scale --server NAME=SOCK [--server NAME=SOCK ...] [--baseline NAME]"
+                    "usage: xs-scale --server NAME=SOCK [--server NAME=SOCK ...] [--floor NAME=SOCK] [--baseline NAME]"
                 );
                 std::process::exit(2);
             }
         }
     }
     let base = servers.iter().position(|s| s.name == baseline);
-    let show = |what: &str, unit: &str, v: &[Result<f64, String>], lower_is_better: bool| {
-        println!("{what} ({unit})");
-        let b = base
-            .and_then(|i| v.get(i))
-            .and_then(|r| r.as_ref().ok())
-            .copied();
-        for (s, r) in servers.iter().zip(v) {
-            match r {
-                Ok(x) => {
-                    let ratio = b.map(|b| if lower_is_better { b / x } else { x / b });
-                    let ratio = ratio.map_or(String::new(), |r| format!("  {r:.2}x {baseline}"));
-                    println!("  {:<14} {x:>10.1}{ratio}", s.name);
+    let show =
+        |what: &str, unit: &str, v: &[(&Server, Result<f64, String>)], lower_is_better: bool| {
+            println!("{what} ({unit})");
+            let b = base
+                .and_then(|i| servers.get(i))
+                .and_then(|bs| v.iter().find(|(s, _)| s.name == bs.name))
+                .and_then(|(_, r)| r.as_ref().ok())
+                .copied();
+            for (s, r) in v {
+                let label = s.label();
+                match r {
+                    Ok(x) if s.floor => println!("  {label:<20} {x:>10.1}"),
+                    Ok(x) => {
+                        let ratio = b.map(|b| if lower_is_better { b / x } else { x / b });
+                        let ratio =
+                            ratio.map_or(String::new(), |r| format!("  {r:.2}x {baseline}"));
+                        println!("  {label:<20} {x:>10.1}{ratio}");
+                    }
+                    Err(e) => println!("  {label:<20} {:>10}  ({e})", "failed"),
                 }
-                Err(e) => println!("  {:<14} {:>10}  ({e})", s.name, "failed"),
             }
-        }
-    };
+        };
     println!("xs-scale: ratios are against {baseline} (above 1 is better)");
+    let mut by_idle = Vec::new();
     for idle in [0usize, 512, 2000] {
-        let v: Vec<_> = servers.iter().map(|s| idle_connections(s, idle)).collect();
+        let v: Vec<_> = servers
+            .iter()
+            .map(|s| (s, idle_connections(s, idle)))
+            .collect();
         show(
             &format!("READ latency with {idle} other connections open"),
             "µs",
             &v,
             true,
         );
+        by_idle.push(v);
     }
-    let v: Vec<_> = servers.iter().map(watch_storm).collect();
+    if let (Some(first), Some(last)) = (by_idle.first(), by_idle.last()) {
+        println!("  growth from 0 to 2,000 other connections (latency at 2,000 / at 0; 1 is flat)");
+        for ((s, a), (_, z)) in first.iter().zip(last) {
+            let label = s.label();
+            match (a, z) {
+                (Ok(a), Ok(z)) if *a > 0.0 => println!("  {label:<20} {:>10.2}x", z / a),
+                _ => println!("  {label:<20} {:>10}", "?"),
+            }
+        }
+    }
+    let working: Vec<&Server> = servers.iter().filter(|s| !s.floor).collect();
+    let v: Vec<_> = working.iter().map(|s| (*s, watch_storm(s))).collect();
     show(
         "watch storm: 1 write, 1,000 watches on 100 connections, until the last event",
         "ms",
         &v,
         true,
     );
-    let v: Vec<_> = servers.iter().map(transactions).collect();
-    let commits: Vec<_> = v.iter().map(|r| r.clone().map(|x| x.0)).collect();
-    let conflicts: Vec<_> = v.iter().map(|r| r.clone().map(|x| x.1 * 100.0)).collect();
+    let v: Vec<_> = working.iter().map(|s| (*s, transactions(s))).collect();
+    let commits: Vec<_> = v
+        .iter()
+        .map(|(s, r)| (*s, r.clone().map(|x| x.0)))
+        .collect();
+    let conflicts: Vec<_> = v
+        .iter()
+        .map(|(s, r)| (*s, r.clone().map(|x| x.1 * 100.0)))
+        .collect();
     show(
         "50 concurrent transactions on one counter: commits",
         "per s",
