@@ -1,9 +1,11 @@
-//! What a `XEN_DOMCTL_getdomaininfo` answer says about a domain the store knows: running,
-//! shut down (or crashed), or gone (dying, destroyed). Xen answers a question about a missing
-//! domain with the next existing one above it, or `ESRCH` when there is none, so the domid
-//! in the answer must be compared with the one asked for.
+//! The VIRQ_DOM_EXC scan: what a `XEN_DOMCTL_getdomaininfo` answer says about a domain the
+//! store knows (running, shut down or crashed, gone), and [`Scan`], which paces the questions.
+//! Xen answers a question about a missing domain with the next existing one above it (4.17),
+//! or `ESRCH` (when there is none, and always from 4.18), so the domid in the answer must be
+//! compared with the one asked for.
 
 use crate::hypercall::{DomainInfoFlags as Dominf, Errno};
+use alloc::vec::Vec;
 
 /// A domain's state as the VIRQ_DOM_EXC scan sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,10 +32,80 @@ pub fn classify(asked: u16, answer: Result<(u16, Dominf), Errno>) -> DomState {
     }
 }
 
+/// VIRQ_DOM_EXC says that some domain changed, not which: a scan asks Xen about every domain
+/// the store knows (the stub may not use the batched `XEN_SYSCTL_getdomaininfolist`, and
+/// Xen 4.17-4.20 have nothing else). `Scan` bounds what that costs: the questions go out at
+/// most a step's worth at a time, between ring services, and however many events come while
+/// a scan runs they are answered by one more scan after it, so a burst of N deaths among D
+/// domains costs two scans (2·D questions), not N·D.
+#[derive(Default)]
+pub struct Scan {
+    /// Domains still to ask about in the current scan (taken from the end).
+    todo: Vec<u32>,
+    /// An event came that the current scan (if any) may not see: scan (again) after it.
+    wanted: bool,
+}
+
+impl Scan {
+    /// A VIRQ_DOM_EXC arrived.
+    pub fn event(&mut self) {
+        self.wanted = true;
+    }
+
+    /// True while questions are due (the dispatcher must not sleep).
+    pub fn busy(&self) -> bool {
+        self.wanted || !self.todo.is_empty()
+    }
+
+    /// The next at most `max` domains to ask about; when no scan is under way and one is
+    /// wanted, starts it over `known()` first (the bool says a scan started).
+    pub fn step(&mut self, max: usize, known: impl FnOnce() -> Vec<u32>) -> (Vec<u32>, bool) {
+        let started = self.todo.is_empty() && self.wanted;
+        if started {
+            self.wanted = false;
+            self.todo = known();
+            self.todo.reverse();
+        }
+        let keep = self.todo.len().saturating_sub(max);
+        let mut batch = self.todo.split_off(keep);
+        batch.reverse();
+        (batch, started)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::hypercall::DOMINF_SHUTDOWN_SHIFT;
+    use alloc::vec;
+
+    #[test]
+    fn a_scan_asks_about_every_known_domain_in_steps() {
+        let mut s = Scan::default();
+        assert!(!s.busy());
+        assert_eq!(s.step(2, || vec![9]), (vec![], false), "no event, no scan");
+        s.event();
+        assert!(s.busy());
+        assert_eq!(s.step(2, || vec![1, 2, 3, 4, 5]), (vec![1, 2], true));
+        assert_eq!(s.step(2, || unreachable!()), (vec![3, 4], false));
+        assert_eq!(s.step(2, || unreachable!()), (vec![5], false));
+        assert!(!s.busy());
+    }
+
+    #[test]
+    fn events_during_a_scan_cost_one_more_scan() {
+        let mut s = Scan::default();
+        s.event();
+        assert_eq!(s.step(2, || vec![1, 2, 3]), (vec![1, 2], true));
+        for _ in 0..100 {
+            s.event();
+        }
+        assert_eq!(s.step(2, || unreachable!()), (vec![3], false));
+        assert!(s.busy(), "the events after the scan began want one more");
+        assert_eq!(s.step(8, || vec![1, 3, 7]), (vec![1, 3, 7], true));
+        assert!(!s.busy());
+        assert_eq!(s.step(8, || vec![1]), (vec![], false));
+    }
 
     #[test]
     fn answers_are_classified() {
