@@ -178,13 +178,12 @@ fn main() {
             }
         }
     }
-    let base = servers.iter().position(|s| s.name == baseline);
     let show =
         |what: &str, unit: &str, v: &[(&Server, Result<f64, String>)], lower_is_better: bool| {
             println!("{what} ({unit})");
-            let b = base
-                .and_then(|i| servers.get(i))
-                .and_then(|bs| v.iter().find(|(s, _)| s.name == bs.name))
+            let b = v
+                .iter()
+                .find(|(s, _)| s.name == baseline)
                 .and_then(|(_, r)| r.as_ref().ok())
                 .copied();
             for (s, r) in v {
