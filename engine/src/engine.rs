@@ -99,6 +99,8 @@ pub struct Engine<P: Platform> {
     logging: bool,
     /// Requests processed since the engine started (or was restored).
     requests: u64,
+    /// Watch events queued since the engine started (or was restored).
+    events: u64,
     pending_special: Vec<(usize, u32)>,
     deferred_events: Vec<(ConnId, Vec<u8>)>,
     wrl: Wrl,
@@ -149,6 +151,7 @@ impl<P: Platform> Engine<P> {
             ready: Vec::new(),
             logging: false,
             requests: 0,
+            events: 0,
             pending_special: Vec::new(),
             deferred_events: Vec::new(),
             wrl: Wrl::default(),
@@ -176,6 +179,11 @@ impl<P: Platform> Engine<P> {
     /// How many requests the engine has processed since it started or was restored.
     pub fn requests(&self) -> u64 {
         self.requests
+    }
+
+    /// How many watch events the engine has queued since it started or was restored.
+    pub fn events(&self) -> u64 {
+        self.events
     }
 
     fn recount_usage(&mut self) {

@@ -41,7 +41,7 @@ report=$(xenstore-control memreport)
 expect_eq "memreport after the tenth guest equals the baseline" "$base" "$(printf '%s\n' "$report" | grep -vE '^(heap|service): ')"
 expect_match "memreport shows the stub's heap" '^heap: [0-9]+ B used, [0-9]+ B free of [0-9]+ B, peak [0-9]+ B, [0-9]+ blocks$' "$report"
 expect_match "memreport shows the dispatcher's activity with ten domain scans or more" \
-    '^service: [1-9][0-9]* wake-ups, awake [0-9]+ ms; [1-9][0-9]* requests in [1-9][0-9]* ring services, [0-9]+ ms; ([1-9][0-9]|[1-9][0-9]{2,}) domain scans \([0-9]+ domains\), [0-9]+ ms; [0-9]+ lost wake-ups; slowest ring service [0-9]+ us$' "$report"
+    '^service: [1-9][0-9]* wake-ups, awake [0-9]+ ms; [1-9][0-9]* requests in [1-9][0-9]* ring services, [0-9]+ ms; [0-9]+ watch events; ([1-9][0-9]|[1-9][0-9]{2,}) domain scans \([0-9]+ domains\), [0-9]+ ms; [0-9]+ lost wake-ups; slowest ring service [0-9]+ us$' "$report"
 tree=$(xenstore-ls -p / 2>&1)
 left=""
 for d in $domids; do

@@ -177,17 +177,19 @@ impl<P: Platform> Engine<P> {
         self.conns.get(conn)?.as_ref().map(|c| c.domid)
     }
 
-    /// Connections that got output since the last call.
+    /// Connections that got output since the last call and still have it queued (output a
+    /// local caller already took with [`Engine::output_all`] does not make one ready).
     pub fn take_ready(&mut self) -> Vec<ConnId> {
         let mut v = mem::take(&mut self.ready);
         v.sort_unstable();
         v.dedup();
-        v.retain(|&c| matches!(self.conns.get(c), Some(Some(_))));
-        for &c in &v {
-            if let Some(Some(conn)) = self.conns.get_mut(c) {
+        v.retain(|&c| match self.conns.get_mut(c) {
+            Some(Some(conn)) => {
                 conn.in_ready = false;
+                !conn.out.is_empty()
             }
-        }
+            _ => false,
+        });
         v
     }
 
@@ -389,6 +391,9 @@ impl<P: Platform> Engine<P> {
         if !c.in_ready {
             c.in_ready = true;
             self.ready.push(conn);
+        }
+        if event {
+            self.events += 1;
         }
     }
 }

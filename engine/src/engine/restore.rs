@@ -689,6 +689,7 @@ impl Restorer {
             ready,
             logging: self.logging,
             requests: 0,
+            events: 0,
             pending_special: Vec::new(),
             deferred_events: Vec::new(),
             wrl: self.wrl.unwrap_or(Wrl {

@@ -272,6 +272,12 @@ fn close_and_reset_connections() {
     assert_eq!(d, c);
     assert_eq!(h.write(d, "/a", b""), ok());
     assert_eq!(h.events(d), Vec::<String>::new());
+    assert_eq!(
+        h.e.take_ready(),
+        Vec::<ConnId>::new(),
+        "its output was taken"
+    );
+    assert_eq!(h.e.feed(d, &msg(ty::READ, 2, 0, b"/a\0")), Ok(()));
     assert_eq!(h.e.take_ready(), vec![d]);
     assert_eq!(h.e.take_ready(), Vec::<ConnId>::new());
 }

@@ -714,3 +714,36 @@ fn requests_are_counted_whatever_their_answer() {
     assert_eq!(h.call(c, ty::READ, 0, b"/a\0"), Ok(b"v".to_vec()));
     assert_eq!(h.e.requests() - before, 3);
 }
+
+#[test]
+fn watch_events_are_counted_once_each_as_queued() {
+    let mut h = H::new();
+    let c = h.dom0();
+    let d = h.dom0();
+    assert_eq!(h.call(c, ty::WATCH, 0, b"/w\0t\0"), ok());
+    assert_eq!(h.call(d, ty::WATCH, 0, b"/w\0u\0"), ok());
+    assert_eq!(h.events(c), ["/w|t|"]);
+    assert_eq!(h.events(d), ["/w|u|"]);
+    let before = h.e.events();
+    assert_eq!(h.call(c, ty::WRITE, 0, b"/w/x\0v"), ok());
+    assert_eq!(h.e.events() - before, 2);
+    assert_eq!(h.events(c), ["/w/x|t|"]);
+    assert_eq!(h.events(d), ["/w/x|u|"]);
+}
+
+#[test]
+fn a_connection_whose_output_was_taken_at_once_is_not_ready() {
+    // The stub's own connections (log device, metrics vif) take each reply with
+    // output_all as they call; were they left ready, the dispatcher would hand them back on
+    // every pass and the log device would re-read its backend's state each time.
+    let mut h = H::new();
+    let c = h.dom0();
+    assert_eq!(h.e.take_ready(), Vec::<ConnId>::new());
+    assert_eq!(h.e.feed(c, &msg(ty::READ, 1, 0, b"/\0")), Ok(()));
+    let mut out = Vec::new();
+    h.e.output_all(c, &mut out);
+    assert!(!out.is_empty());
+    assert_eq!(h.e.take_ready(), Vec::<ConnId>::new());
+    assert_eq!(h.e.feed(c, &msg(ty::READ, 2, 0, b"/\0")), Ok(()));
+    assert_eq!(h.e.take_ready(), vec![c]);
+}

@@ -182,7 +182,10 @@ impl LogDevice {
         if let Err(e) = dev.call(engine, ty::WATCH, &[state.as_bytes(), b"\0fe\0"]) {
             crate::log_warn!("xenstored: log: cannot watch {DEVICE}: {e}");
             dev.phase = Phase::Closed;
+            return dev;
         }
+        // The watch's first event went with the call's reply: look at the device now.
+        dev.on_store(engine);
         dev
     }
 
@@ -230,7 +233,8 @@ impl LogDevice {
         .map_err(|e| format!("writing {path}: {e}"))
     }
 
-    /// Our engine connection has output (watch events): look at the device again.
+    /// Our engine connection has output (watch events): look at the device again. Only
+    /// then: our own calls' replies do not make the connection ready.
     pub fn on_store<P: Platform>(&mut self, engine: &mut Engine<P>) {
         let mut events = Vec::new();
         engine.output_all(self.local.conn(), &mut events);

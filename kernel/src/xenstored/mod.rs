@@ -110,22 +110,24 @@ mod service {
     static SCAN_NS: AtomicU64 = AtomicU64::new(0);
     static SCANS: AtomicU64 = AtomicU64::new(0);
     static SCANNED: AtomicU64 = AtomicU64::new(0);
-    /// The engine's request count, as of the last pass.
+    /// The engine's request and watch-event counts, as of the last pass.
     static REQUESTS: AtomicU64 = AtomicU64::new(0);
+    static EVENTS: AtomicU64 = AtomicU64::new(0);
 
     /// The dispatcher's activity for `memreport`: `service: <wake-ups> wake-ups, awake <ms>
-    /// ms; <n> requests in <n> ring services, <ms> ms; <n> domain scans (<n> domains), <ms>
-    /// ms; <n> lost wake-ups; slowest ring service <us> us`.
+    /// ms; <n> requests in <n> ring services, <ms> ms; <n> watch events; <n> domain scans (<n>
+    /// domains), <ms> ms; <n> lost wake-ups; slowest ring service <us> us`.
     pub(super) fn activity() -> alloc::string::String {
         let ms = |a: &AtomicU64| a.load(Ordering::Relaxed) / 1_000_000;
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
         alloc::format!(
-            "service: {} wake-ups, awake {} ms; {} requests in {} ring services, {} ms; {} domain scans ({} domains), {} ms; {} lost wake-ups; slowest ring service {} us",
+            "service: {} wake-ups, awake {} ms; {} requests in {} ring services, {} ms; {} watch events; {} domain scans ({} domains), {} ms; {} lost wake-ups; slowest ring service {} us",
             n(&WAKEUPS),
             ms(&AWAKE_NS),
             n(&REQUESTS),
             n(&SERVICES),
             ms(&SERVICE_NS),
+            n(&EVENTS),
             n(&SCANS),
             n(&SCANNED),
             ms(&SCAN_NS),
@@ -390,6 +392,7 @@ mod service {
                     );
                 }
                 REQUESTS.store(self.engine.requests(), Ordering::Relaxed);
+                EVENTS.store(self.engine.events(), Ordering::Relaxed);
                 self.rings().retired.clear();
                 if let Some(log) = self.log.as_mut() {
                     log.poll(&mut self.engine);
