@@ -1,17 +1,17 @@
 # scripts/bench-guests --sizes' scenario (run in dom0 by scripts/xen-run, under C xenstored in
 # dom0 or the ferrostore stub): ferrostore guests (demo tour, 16 MiB) created one after
-# another until 1, 10, 50 and 100 exist (fewer if Xen's free memory does not hold 100), each kept
-# after it powers off (on_poweroff = "preserve") so its store entries stay. Per size: the
+# another until 1, 10, 50 and 100 exist (fewer if Xen's free memory does not hold 100), each
+# kept after it powers off (on_poweroff = "preserve") so its store entries stay. Per size: the
 # mean wall time of one `xl create` while growing to it, the xenstore's CPU per guest added
 # (the stub's Time(s) in `xl list`, or xenstored's utime+stime), and the xenstore's memory at
 # that size (the stub's heap in use from memreport, or xenstored's VmRSS). Then every guest
 # is destroyed, timed. Lines: "BENCH size <n> <create ms> <cpu ms per guest> <bytes>",
 # with the stub also "BENCH work <n> <requests> <ring-service ms> <awake ms> <watch events>"
-# per guest added
-# (memreport's service line: what the requests cost inside the stub, by its clock),
-# "BENCH floor <n> <µs of CPU per request>" (the xenstore's CPU for the 2,001 round trips of
-# one `xenstore-ls` of a fixed directory of 1,000 nodes, taken at each size: what one
-# request costs whatever the toolstack asks), and "BENCH destroy <n> <ms per guest>".
+# per guest added (memreport's service line: what the requests cost inside the stub, by its
+# clock), "BENCH floor <n> <µs of CPU per request>" (the xenstore's CPU for the 2,001 round
+# trips of one `xenstore-ls` of a fixed directory of 1,000 nodes, taken at each size: what
+# one request costs whatever the toolstack asks; the stub adds "<requests counted> <µs
+# servicing rings> <µs awake>" per request), and "BENCH destroy <n> <ms per guest>".
 # xen-run: --timeout 1500 --memory 4096
 . /ferrostore/tests/boot/lib.sh
 
@@ -40,30 +40,34 @@ stub_work() {
         sed -n 's/^service: .* awake \([0-9]*\) ms; \([0-9]*\) requests in [0-9]* ring services, \([0-9]*\) ms; \([0-9]*\) watch events;.*/\2 \3 \1 \4/p'
 }
 
-# floor_us: the xenstore's CPU per request in µs, over the 2,001 sequential requests (one
-# directory, then a read and a directory per node) of `xenstore-ls /bench-floor`; for the
-# stub also the requests it counted meanwhile and its µs servicing rings and awake per
-# request (its own clock).
+# The floor's fixed work: `xenstore-ls /bench-floor` sends one directory, then a read and a
+# directory per node, one after another.
+floor_nodes=1000
+floor_requests=$((2 * floor_nodes + 1))
+# floor_us: the xenstore's CPU per request in µs over that work; for the stub also the
+# requests it counted meanwhile and its µs servicing rings and awake per request (its clock).
 floor_us() {
     _c0=$(xs_cpu_ms)
     [ -z "$stub" ] || read -r _r0 _s0 _a0 _ <<EOF
 $(stub_work)
 EOF
     xenstore-ls /bench-floor >/dev/null
-    _us=$((($(xs_cpu_ms) - _c0) * 1000 / 2001))
+    _us=$((($(xs_cpu_ms) - _c0) * 1000 / floor_requests))
     if [ -n "$stub" ]; then
         read -r _r1 _s1 _a1 _ <<EOF
 $(stub_work)
 EOF
-        echo "$_us $((_r1 - _r0)) $(((_s1 - _s0) * 1000 / 2001)) $(((_a1 - _a0) * 1000 / 2001))"
+        echo "$_us $((_r1 - _r0)) $(((_s1 - _s0) * 1000 / floor_requests)) $(((_a1 - _a0) * 1000 / floor_requests))"
     else
         echo "$_us"
     fi
 }
-for batch in 0 1 2 3 4 5 6 7 8 9; do
+batch=0
+while [ "$batch" -lt "$floor_nodes" ]; do
     # shellcheck disable=SC2046 # one argument per word: path value path value ...
-    check "nodes $((batch * 100))-$((batch * 100 + 99)) for the floor" xenstore-write \
-        $(awk -v b="$batch" 'BEGIN { for (i = b * 100; i < b * 100 + 100; i++) printf "/bench-floor/n%d Domain-%d ", i, i }')
+    check "nodes $batch-$((batch + 99)) for the floor" xenstore-write \
+        $(awk -v b="$batch" 'BEGIN { for (i = b; i < b + 100; i++) printf "/bench-floor/n%d Domain-%d ", i, i }')
+    batch=$((batch + 100))
 done
 
 free_mib=$(xl info | sed -n 's/^free_memory *: *//p')
